@@ -100,7 +100,11 @@ impl Decoder {
     /// A decoder enforcing `config`.
     pub fn new(config: DecoderConfig) -> Decoder {
         let table = usize::try_from(config.header_table_size).unwrap_or(usize::MAX);
-        Decoder { config, hpack: hpack::Decoder::new(table), open: None }
+        Decoder {
+            config,
+            hpack: hpack::Decoder::new(table),
+            open: None,
+        }
     }
 
     /// The limits in force.
@@ -111,13 +115,15 @@ impl Decoder {
     /// Applies a new SETTINGS_MAX_FRAME_SIZE of ours (once the peer has
     /// acknowledged it). Clamped to the RFC's range.
     pub fn set_max_frame_size(&mut self, max: u32) {
-        self.config.max_frame_size = max.clamp(DEFAULT_MAX_FRAME_SIZE, crate::head::MAX_MAX_FRAME_SIZE);
+        self.config.max_frame_size =
+            max.clamp(DEFAULT_MAX_FRAME_SIZE, crate::head::MAX_MAX_FRAME_SIZE);
     }
 
     /// Applies a new SETTINGS_HEADER_TABLE_SIZE of ours (once acknowledged).
     pub fn set_header_table_size(&mut self, size: u32) {
         self.config.header_table_size = size;
-        self.hpack.set_max_table_size(usize::try_from(size).unwrap_or(usize::MAX));
+        self.hpack
+            .set_max_table_size(usize::try_from(size).unwrap_or(usize::MAX));
     }
 
     /// Applies a new SETTINGS_MAX_HEADER_LIST_SIZE of ours.
@@ -143,10 +149,14 @@ impl Decoder {
     /// decoder must not be used again.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         loop {
-            let Some(head) = peek_head(buf) else { return Ok(None) };
+            let Some(head) = peek_head(buf) else {
+                return Ok(None);
+            };
             check_size(&head, self.config.max_frame_size)?;
             self.check_sequence(&head)?;
-            let Some(frame) = take_frame(&head, buf)? else { return Ok(None) };
+            let Some(frame) = take_frame(&head, buf)? else {
+                return Ok(None);
+            };
             match frame {
                 Frame::Headers(headers) if headers.end_headers => {
                     return self.finish(Frame::Headers(headers)).map(Some);
@@ -172,7 +182,10 @@ impl Decoder {
             (Some(open), Kind::Continuation) if open.stream_id == head.stream_id => Ok(()),
             (Some(_), kind) => Err(FrameError::connection(
                 Reason::PROTOCOL_ERROR,
-                Violation::InterruptedHeaderBlock { kind, stream_id: head.stream_id },
+                Violation::InterruptedHeaderBlock {
+                    kind,
+                    stream_id: head.stream_id,
+                },
             )),
             (None, Kind::Continuation) => Err(FrameError::connection(
                 Reason::PROTOCOL_ERROR,
@@ -184,43 +197,73 @@ impl Decoder {
 
     fn open_block(&mut self, mut first: Frame) -> Result<(), FrameError> {
         let fragment = match &mut first {
-            Frame::Headers(h) => std::mem::replace(&mut h.block, HeaderBlock::Encoded(Default::default())),
-            Frame::PushPromise(p) => std::mem::replace(&mut p.block, HeaderBlock::Encoded(Default::default())),
+            Frame::Headers(h) => {
+                std::mem::replace(&mut h.block, HeaderBlock::Encoded(Default::default()))
+            }
+            Frame::PushPromise(p) => {
+                std::mem::replace(&mut p.block, HeaderBlock::Encoded(Default::default()))
+            }
             _ => return Ok(()),
         };
-        let HeaderBlock::Encoded(fragment) = fragment else { return Ok(()) };
+        let HeaderBlock::Encoded(fragment) = fragment else {
+            return Ok(());
+        };
         self.check_block_size(fragment.len())?;
         let mut fragments = BytesMut::with_capacity(fragment.len().saturating_mul(2));
         fragments.extend_from_slice(&fragment);
         let stream_id = first.stream_id();
-        self.open = Some(OpenBlock { first, stream_id, fragments, continuations: 0 });
+        self.open = Some(OpenBlock {
+            first,
+            stream_id,
+            fragments,
+            continuations: 0,
+        });
         Ok(())
     }
 
-    fn continue_block(&mut self, continuation: crate::Continuation) -> Result<Option<Frame>, FrameError> {
+    fn continue_block(
+        &mut self,
+        continuation: crate::Continuation,
+    ) -> Result<Option<Frame>, FrameError> {
         let Some(open) = self.open.as_mut() else {
             // check_sequence rejected this case already.
-            return Err(FrameError::connection(Reason::PROTOCOL_ERROR, Violation::UnexpectedContinuation));
+            return Err(FrameError::connection(
+                Reason::PROTOCOL_ERROR,
+                Violation::UnexpectedContinuation,
+            ));
         };
         open.continuations += 1;
         if open.continuations > self.config.max_continuation_frames {
             return Err(FrameError::connection(
                 Reason::ENHANCE_YOUR_CALM,
-                Violation::TooManyContinuations { limit: self.config.max_continuation_frames },
+                Violation::TooManyContinuations {
+                    limit: self.config.max_continuation_frames,
+                },
             ));
         }
-        let size = open.fragments.len().saturating_add(continuation.fragment.len());
+        let size = open
+            .fragments
+            .len()
+            .saturating_add(continuation.fragment.len());
         if size > self.config.max_header_block_size {
             return Err(FrameError::connection(
                 Reason::ENHANCE_YOUR_CALM,
-                Violation::HeaderBlockTooLarge { size, limit: self.config.max_header_block_size },
+                Violation::HeaderBlockTooLarge {
+                    size,
+                    limit: self.config.max_header_block_size,
+                },
             ));
         }
         open.fragments.extend_from_slice(&continuation.fragment);
         if !continuation.end_headers {
             return Ok(None);
         }
-        let Some(OpenBlock { mut first, fragments, .. }) = self.open.take() else {
+        let Some(OpenBlock {
+            mut first,
+            fragments,
+            ..
+        }) = self.open.take()
+        else {
             return Ok(None);
         };
         match &mut first {
@@ -235,7 +278,10 @@ impl Decoder {
         if size > self.config.max_header_block_size {
             return Err(FrameError::connection(
                 Reason::ENHANCE_YOUR_CALM,
-                Violation::HeaderBlockTooLarge { size, limit: self.config.max_header_block_size },
+                Violation::HeaderBlockTooLarge {
+                    size,
+                    limit: self.config.max_header_block_size,
+                },
             ));
         }
         Ok(())
@@ -290,7 +336,9 @@ impl Decoder {
 /// assert_eq!(frame, Some(Frame::WindowUpdate(WindowUpdate::new(StreamId::new(3), 256))));
 /// ```
 pub fn decode_frame(buf: &mut BytesMut, max_frame_size: u32) -> Result<Option<Frame>, FrameError> {
-    let Some(head) = peek_head(buf) else { return Ok(None) };
+    let Some(head) = peek_head(buf) else {
+        return Ok(None);
+    };
     check_size(&head, max_frame_size)?;
     take_frame(&head, buf)
 }
@@ -307,7 +355,11 @@ fn check_size(head: &Head, max_frame_size: u32) -> Result<(), FrameError> {
     if head.length > max_frame_size {
         return Err(FrameError::connection(
             Reason::FRAME_SIZE_ERROR,
-            Violation::FrameTooLarge { kind: head.kind, length: head.length, max: max_frame_size },
+            Violation::FrameTooLarge {
+                kind: head.kind,
+                length: head.length,
+                max: max_frame_size,
+            },
         ));
     }
     Ok(())

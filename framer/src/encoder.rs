@@ -33,7 +33,9 @@ pub struct Encoder {
 
 impl std::fmt::Debug for Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("max_frame_size", &self.max_frame_size()).finish_non_exhaustive()
+        f.debug_struct("Encoder")
+            .field("max_frame_size", &self.max_frame_size())
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,8 @@ impl Encoder {
 
     /// Applies the peer's SETTINGS_HEADER_TABLE_SIZE.
     pub fn set_header_table_size(&mut self, size: u32) {
-        self.hpack.set_max_table_size(usize::try_from(size).unwrap_or(usize::MAX));
+        self.hpack
+            .set_max_table_size(usize::try_from(size).unwrap_or(usize::MAX));
     }
 
     /// The HPACK encoder, e.g. to mark more field names never-indexed.

@@ -157,17 +157,30 @@ impl fmt::Display for Violation {
         match self {
             Violation::BadPreface => f.write_str("invalid HTTP/2 client connection preface"),
             Violation::FrameTooLarge { kind, length, max } => {
-                write!(f, "{kind:?} frame of {length} octets exceeds SETTINGS_MAX_FRAME_SIZE {max}")
+                write!(
+                    f,
+                    "{kind:?} frame of {length} octets exceeds SETTINGS_MAX_FRAME_SIZE {max}"
+                )
             }
             Violation::FrameTooShort { kind, length } => {
-                write!(f, "{kind:?} frame of {length} octets is too short for its fields")
+                write!(
+                    f,
+                    "{kind:?} frame of {length} octets is too short for its fields"
+                )
             }
             Violation::StreamIdRequired { kind } => write!(f, "{kind:?} frame on stream 0"),
             Violation::StreamIdForbidden { kind, stream_id } => {
                 write!(f, "{kind:?} frame on stream {stream_id}, must be stream 0")
             }
-            Violation::PaddingTooLong { kind, pad_len, length } => {
-                write!(f, "{kind:?} frame pads {pad_len} octets of a {length}-octet payload")
+            Violation::PaddingTooLong {
+                kind,
+                pad_len,
+                length,
+            } => {
+                write!(
+                    f,
+                    "{kind:?} frame pads {pad_len} octets of a {length}-octet payload"
+                )
             }
             Violation::PriorityLength { length } => {
                 write!(f, "PRIORITY frame of {length} octets, must be 5")
@@ -189,26 +202,45 @@ impl fmt::Display for Violation {
                 write!(f, "SETTINGS_INITIAL_WINDOW_SIZE {value} above 2^31-1")
             }
             Violation::InvalidMaxFrameSize { value } => {
-                write!(f, "SETTINGS_MAX_FRAME_SIZE {value} outside 16384..=16777215")
+                write!(
+                    f,
+                    "SETTINGS_MAX_FRAME_SIZE {value} outside 16384..=16777215"
+                )
             }
-            Violation::PingLength { length } => write!(f, "PING frame of {length} octets, must be 8"),
+            Violation::PingLength { length } => {
+                write!(f, "PING frame of {length} octets, must be 8")
+            }
             Violation::WindowUpdateLength { length } => {
                 write!(f, "WINDOW_UPDATE frame of {length} octets, must be 4")
             }
             Violation::ZeroWindowIncrement => f.write_str("WINDOW_UPDATE with increment 0"),
-            Violation::UnexpectedContinuation => f.write_str("CONTINUATION with no open field block"),
+            Violation::UnexpectedContinuation => {
+                f.write_str("CONTINUATION with no open field block")
+            }
             Violation::InterruptedHeaderBlock { kind, stream_id } => {
-                write!(f, "{kind:?} frame on stream {stream_id} inside an open field block")
+                write!(
+                    f,
+                    "{kind:?} frame on stream {stream_id} inside an open field block"
+                )
             }
             Violation::HeaderBlockTooLarge { size, limit } => {
-                write!(f, "field block of {size} octets exceeds the limit of {limit}")
+                write!(
+                    f,
+                    "field block of {size} octets exceeds the limit of {limit}"
+                )
             }
             Violation::TooManyContinuations { limit } => {
-                write!(f, "more than {limit} CONTINUATION frames in one field block")
+                write!(
+                    f,
+                    "more than {limit} CONTINUATION frames in one field block"
+                )
             }
             Violation::Compression(why) => write!(f, "HPACK decoding failed: {why}"),
             Violation::HeaderListTooLarge { size, limit } => {
-                write!(f, "header list of at least {size} octets exceeds the limit of {limit}")
+                write!(
+                    f,
+                    "header list of at least {size} octets exceeds the limit of {limit}"
+                )
             }
         }
     }
@@ -241,12 +273,20 @@ pub struct FrameError {
 impl FrameError {
     /// A connection error.
     pub const fn connection(reason: Reason, violation: Violation) -> FrameError {
-        FrameError { scope: Scope::Connection, reason, violation }
+        FrameError {
+            scope: Scope::Connection,
+            reason,
+            violation,
+        }
     }
 
     /// A stream error on `stream_id`.
     pub const fn stream(stream_id: StreamId, reason: Reason, violation: Violation) -> FrameError {
-        FrameError { scope: Scope::Stream(stream_id), reason, violation }
+        FrameError {
+            scope: Scope::Stream(stream_id),
+            reason,
+            violation,
+        }
     }
 
     /// True for a connection error.
@@ -260,7 +300,11 @@ impl fmt::Display for FrameError {
         match self.scope {
             Scope::Connection => write!(f, "connection error {}: {}", self.reason, self.violation),
             Scope::Stream(id) => {
-                write!(f, "stream error {} on stream {id}: {}", self.reason, self.violation)
+                write!(
+                    f,
+                    "stream error {} on stream {id}: {}",
+                    self.reason, self.violation
+                )
             }
         }
     }

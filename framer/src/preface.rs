@@ -27,7 +27,10 @@ pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub fn read_preface(buf: &mut BytesMut) -> Result<bool, FrameError> {
     let n = buf.len().min(PREFACE.len());
     if buf.get(..n) != PREFACE.get(..n) {
-        return Err(FrameError::connection(Reason::PROTOCOL_ERROR, Violation::BadPreface));
+        return Err(FrameError::connection(
+            Reason::PROTOCOL_ERROR,
+            Violation::BadPreface,
+        ));
     }
     if n < PREFACE.len() {
         return Ok(false);

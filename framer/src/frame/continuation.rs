@@ -30,7 +30,11 @@ impl Continuation {
 
     /// Writes the frame.
     pub fn encode(&self, dst: &mut BytesMut) {
-        let end = if self.end_headers { flags::END_HEADERS } else { 0 };
+        let end = if self.end_headers {
+            flags::END_HEADERS
+        } else {
+            0
+        };
         Head {
             length: u32::try_from(self.fragment.len()).unwrap_or(u32::MAX),
             kind: Kind::Continuation,

@@ -33,7 +33,12 @@ pub struct Data {
 impl Data {
     /// An unpadded DATA frame without END_STREAM.
     pub fn new(stream_id: StreamId, payload: impl Into<Bytes>) -> Data {
-        Data { stream_id, end_stream: false, pad_len: None, payload: payload.into() }
+        Data {
+            stream_id,
+            end_stream: false,
+            pad_len: None,
+            payload: payload.into(),
+        }
     }
 
     /// The flow-controlled length: the whole frame payload, Pad Length
@@ -41,13 +46,19 @@ impl Data {
     pub fn flow_len(&self) -> u32 {
         // The payload came from (or goes into) one frame, so it fits in 24 bits.
         let (overhead, _) = padding_overhead(self.pad_len);
-        u32::try_from(self.payload.len()).unwrap_or(u32::MAX).saturating_add(overhead)
+        u32::try_from(self.payload.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(overhead)
     }
 
     /// The frame header this frame encodes with.
     pub fn head(&self) -> Head {
         let (_, padded) = padding_overhead(self.pad_len);
-        let end_stream = if self.end_stream { flags::END_STREAM } else { 0 };
+        let end_stream = if self.end_stream {
+            flags::END_STREAM
+        } else {
+            0
+        };
         Head {
             length: self.flow_len(),
             kind: Kind::Data,

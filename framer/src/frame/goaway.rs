@@ -21,7 +21,11 @@ pub struct GoAway {
 impl GoAway {
     /// A GOAWAY with no debug data.
     pub fn new(last_stream_id: StreamId, reason: Reason) -> GoAway {
-        GoAway { last_stream_id, reason, debug_data: Bytes::new() }
+        GoAway {
+            last_stream_id,
+            reason,
+            debug_data: Bytes::new(),
+        }
     }
 
     pub(crate) fn load(head: &Head, mut payload: Bytes) -> Result<GoAway, FrameError> {
@@ -29,18 +33,31 @@ impl GoAway {
         if payload.len() < 8 {
             return Err(FrameError::connection(
                 Reason::FRAME_SIZE_ERROR,
-                Violation::FrameTooShort { kind: Kind::GoAway, length: head.length },
+                Violation::FrameTooShort {
+                    kind: Kind::GoAway,
+                    length: head.length,
+                },
             ));
         }
         let last_stream_id = StreamId::new(payload.get_u32());
         let reason = Reason::from(payload.get_u32());
-        Ok(GoAway { last_stream_id, reason, debug_data: payload })
+        Ok(GoAway {
+            last_stream_id,
+            reason,
+            debug_data: payload,
+        })
     }
 
     /// Writes the frame.
     pub fn encode(&self, dst: &mut BytesMut) {
         let length = u32::try_from(8 + self.debug_data.len()).unwrap_or(u32::MAX);
-        Head { length, kind: Kind::GoAway, flags: 0, stream_id: StreamId::ZERO }.encode(dst);
+        Head {
+            length,
+            kind: Kind::GoAway,
+            flags: 0,
+            stream_id: StreamId::ZERO,
+        }
+        .encode(dst);
         dst.put_u32(self.last_stream_id.value());
         dst.put_u32(self.reason.code());
         dst.extend_from_slice(&self.debug_data);

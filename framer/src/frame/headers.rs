@@ -69,7 +69,14 @@ impl Headers {
     /// A HEADERS frame with END_HEADERS, no END_STREAM, no priority, no
     /// padding.
     pub fn new(stream_id: StreamId, block: HeaderBlock) -> Headers {
-        Headers { stream_id, end_stream: false, end_headers: true, priority: None, pad_len: None, block }
+        Headers {
+            stream_id,
+            end_stream: false,
+            end_headers: true,
+            priority: None,
+            pad_len: None,
+            block,
+        }
     }
 
     pub(crate) fn load(head: &Head, payload: Bytes) -> Result<Headers, FrameError> {
@@ -79,7 +86,10 @@ impl Headers {
             if payload.len() < StreamDependency::LEN {
                 return Err(FrameError::connection(
                     Reason::FRAME_SIZE_ERROR,
-                    Violation::FrameTooShort { kind: Kind::Headers, length: head.length },
+                    Violation::FrameTooShort {
+                        kind: Kind::Headers,
+                        length: head.length,
+                    },
                 ));
             }
             let fields = payload.split_to(StreamDependency::LEN);
@@ -198,7 +208,11 @@ impl FirstFrame<'_> {
         while !rest.is_empty() {
             let (chunk, tail) = rest.split_at(max.min(rest.len()));
             rest = tail;
-            let end = if rest.is_empty() { flags::END_HEADERS } else { 0 };
+            let end = if rest.is_empty() {
+                flags::END_HEADERS
+            } else {
+                0
+            };
             Head {
                 length: u32::try_from(chunk.len()).unwrap_or(u32::MAX),
                 kind: Kind::Continuation,

@@ -156,7 +156,10 @@ pub(crate) fn forbid_stream(head: &Head) -> Result<(), FrameError> {
     if !head.stream_id.is_zero() {
         return Err(FrameError::connection(
             Reason::PROTOCOL_ERROR,
-            Violation::StreamIdForbidden { kind: head.kind, stream_id: head.stream_id },
+            Violation::StreamIdForbidden {
+                kind: head.kind,
+                stream_id: head.stream_id,
+            },
         ));
     }
     Ok(())
@@ -174,7 +177,10 @@ pub(crate) fn strip_padding(
     if payload.is_empty() {
         return Err(FrameError::connection(
             Reason::FRAME_SIZE_ERROR,
-            Violation::FrameTooShort { kind: head.kind, length: head.length },
+            Violation::FrameTooShort {
+                kind: head.kind,
+                length: head.length,
+            },
         ));
     }
     let pad_len = payload.get_u8();
@@ -184,7 +190,11 @@ pub(crate) fn strip_padding(
     let Some(content_len) = payload.len().checked_sub(usize::from(pad_len)) else {
         return Err(FrameError::connection(
             Reason::PROTOCOL_ERROR,
-            Violation::PaddingTooLong { kind: head.kind, pad_len, length: head.length },
+            Violation::PaddingTooLong {
+                kind: head.kind,
+                pad_len,
+                length: head.length,
+            },
         ));
     };
     payload.truncate(content_len);

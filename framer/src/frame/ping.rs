@@ -17,7 +17,10 @@ pub struct Ping {
 impl Ping {
     /// A PING carrying `payload`.
     pub fn new(payload: [u8; 8]) -> Ping {
-        Ping { ack: false, payload }
+        Ping {
+            ack: false,
+            payload,
+        }
     }
 
     /// The acknowledgement of a PING with `payload`.
@@ -30,16 +33,27 @@ impl Ping {
         let payload: [u8; 8] = payload.try_into().map_err(|_| {
             FrameError::connection(
                 Reason::FRAME_SIZE_ERROR,
-                Violation::PingLength { length: head.length },
+                Violation::PingLength {
+                    length: head.length,
+                },
             )
         })?;
-        Ok(Ping { ack: head.has(flags::ACK), payload })
+        Ok(Ping {
+            ack: head.has(flags::ACK),
+            payload,
+        })
     }
 
     /// Writes the frame.
     pub fn encode(&self, dst: &mut BytesMut) {
         let flags = if self.ack { flags::ACK } else { 0 };
-        Head { length: 8, kind: Kind::Ping, flags, stream_id: StreamId::ZERO }.encode(dst);
+        Head {
+            length: 8,
+            kind: Kind::Ping,
+            flags,
+            stream_id: StreamId::ZERO,
+        }
+        .encode(dst);
         dst.extend_from_slice(&self.payload);
     }
 }

@@ -58,7 +58,9 @@ impl Priority {
             FrameError::stream(
                 head.stream_id,
                 Reason::FRAME_SIZE_ERROR,
-                Violation::PriorityLength { length: head.length },
+                Violation::PriorityLength {
+                    length: head.length,
+                },
             )
         })?;
         let dependency = StreamDependency::parse(octets);
@@ -71,12 +73,21 @@ impl Priority {
                 Violation::SelfDependency,
             ));
         }
-        Ok(Priority { stream_id: head.stream_id, dependency })
+        Ok(Priority {
+            stream_id: head.stream_id,
+            dependency,
+        })
     }
 
     /// Writes the frame.
     pub fn encode(&self, dst: &mut BytesMut) {
-        Head { length: 5, kind: Kind::Priority, flags: 0, stream_id: self.stream_id }.encode(dst);
+        Head {
+            length: 5,
+            kind: Kind::Priority,
+            flags: 0,
+            stream_id: self.stream_id,
+        }
+        .encode(dst);
         self.dependency.encode(dst);
     }
 }

@@ -31,7 +31,10 @@ impl PushPromise {
         if payload.len() < 4 {
             return Err(FrameError::connection(
                 Reason::FRAME_SIZE_ERROR,
-                Violation::FrameTooShort { kind: Kind::PushPromise, length: head.length },
+                Violation::FrameTooShort {
+                    kind: Kind::PushPromise,
+                    length: head.length,
+                },
             ));
         }
         let promised_id = StreamId::new(payload.get_u32());

@@ -25,15 +25,26 @@ impl RstStream {
         let octets: [u8; 4] = payload.try_into().map_err(|_| {
             FrameError::connection(
                 Reason::FRAME_SIZE_ERROR,
-                Violation::RstStreamLength { length: head.length },
+                Violation::RstStreamLength {
+                    length: head.length,
+                },
             )
         })?;
-        Ok(RstStream { stream_id: head.stream_id, reason: u32::from_be_bytes(octets).into() })
+        Ok(RstStream {
+            stream_id: head.stream_id,
+            reason: u32::from_be_bytes(octets).into(),
+        })
     }
 
     /// Writes the frame.
     pub fn encode(&self, dst: &mut BytesMut) {
-        Head { length: 4, kind: Kind::RstStream, flags: 0, stream_id: self.stream_id }.encode(dst);
+        Head {
+            length: 4,
+            kind: Kind::RstStream,
+            flags: 0,
+            stream_id: self.stream_id,
+        }
+        .encode(dst);
         dst.put_u32(self.reason.code());
     }
 }

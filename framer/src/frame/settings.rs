@@ -68,7 +68,10 @@ impl Settings {
 
     /// A SETTINGS acknowledgement.
     pub fn ack() -> Settings {
-        Settings { ack: true, params: Vec::new() }
+        Settings {
+            ack: true,
+            params: Vec::new(),
+        }
     }
 
     /// Adds a parameter.
@@ -79,7 +82,11 @@ impl Settings {
 
     /// The value of `id`: the last one sent, as §6.5.3 processes them in order.
     pub fn get(&self, id: SettingId) -> Option<u32> {
-        self.params.iter().rev().find(|s| s.id == id).map(|s| s.value)
+        self.params
+            .iter()
+            .rev()
+            .find(|s| s.id == id)
+            .map(|s| s.value)
     }
 
     /// SETTINGS_HEADER_TABLE_SIZE, if present.
@@ -122,7 +129,9 @@ impl Settings {
                 // a connection error of type FRAME_SIZE_ERROR."
                 return Err(FrameError::connection(
                     Reason::FRAME_SIZE_ERROR,
-                    Violation::SettingsAckWithPayload { length: head.length },
+                    Violation::SettingsAckWithPayload {
+                        length: head.length,
+                    },
                 ));
             }
             return Ok(Settings::ack());
@@ -130,7 +139,9 @@ impl Settings {
         if payload.len() % 6 != 0 {
             return Err(FrameError::connection(
                 Reason::FRAME_SIZE_ERROR,
-                Violation::SettingsLength { length: head.length },
+                Violation::SettingsLength {
+                    length: head.length,
+                },
             ));
         }
         let mut params = Vec::with_capacity(payload.len() / 6);
@@ -152,7 +163,13 @@ impl Settings {
     pub fn encode(&self, dst: &mut BytesMut) {
         let length = u32::try_from(self.params.len() * 6).unwrap_or(u32::MAX);
         let flags = if self.ack { flags::ACK } else { 0 };
-        Head { length, kind: Kind::Settings, flags, stream_id: StreamId::ZERO }.encode(dst);
+        Head {
+            length,
+            kind: Kind::Settings,
+            flags,
+            stream_id: StreamId::ZERO,
+        }
+        .encode(dst);
         for setting in &self.params {
             dst.put_u16(setting.id.0);
             dst.put_u32(setting.value);

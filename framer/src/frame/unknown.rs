@@ -20,7 +20,12 @@ pub struct Unknown {
 
 impl Unknown {
     pub(crate) fn load(kind: u8, head: &Head, payload: Bytes) -> Unknown {
-        Unknown { kind, flags: head.flags, stream_id: head.stream_id, payload }
+        Unknown {
+            kind,
+            flags: head.flags,
+            stream_id: head.stream_id,
+            payload,
+        }
     }
 
     /// Writes the frame.

@@ -17,7 +17,10 @@ pub struct WindowUpdate {
 impl WindowUpdate {
     /// An update of `stream_id`'s window by `increment`.
     pub fn new(stream_id: StreamId, increment: u32) -> WindowUpdate {
-        WindowUpdate { stream_id, increment }
+        WindowUpdate {
+            stream_id,
+            increment,
+        }
     }
 
     pub(crate) fn load(head: &Head, payload: &[u8]) -> Result<WindowUpdate, FrameError> {
@@ -27,7 +30,9 @@ impl WindowUpdate {
             // FRAME_SIZE_ERROR."
             FrameError::connection(
                 Reason::FRAME_SIZE_ERROR,
-                Violation::WindowUpdateLength { length: head.length },
+                Violation::WindowUpdateLength {
+                    length: head.length,
+                },
             )
         })?;
         let increment = u32::from_be_bytes(octets) & 0x7fff_ffff;
@@ -44,13 +49,21 @@ impl WindowUpdate {
             };
             return Err(error);
         }
-        Ok(WindowUpdate { stream_id: head.stream_id, increment })
+        Ok(WindowUpdate {
+            stream_id: head.stream_id,
+            increment,
+        })
     }
 
     /// Writes the frame.
     pub fn encode(&self, dst: &mut BytesMut) {
-        Head { length: 4, kind: Kind::WindowUpdate, flags: 0, stream_id: self.stream_id }
-            .encode(dst);
+        Head {
+            length: 4,
+            kind: Kind::WindowUpdate,
+            flags: 0,
+            stream_id: self.stream_id,
+        }
+        .encode(dst);
         dst.put_u32(self.increment & 0x7fff_ffff);
     }
 }
