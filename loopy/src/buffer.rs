@@ -1,0 +1,279 @@
+//! `ControlBuffer`: the queue any thread puts [`Item`]s into and the
+//! connection's owner drains (grpc-go's `controlBuffer`).
+//!
+//! - One short lock per put and per drain (the owner swaps the whole queue
+//!   out at once).
+//! - Wake-up: a put wakes the consumer only if it said it was waiting
+//!   (grpc-go's `consumerWaiting`), so a busy writer costs no wake-ups.
+//! - Flood control: items the peer causes us to send (SETTINGS ack, PING
+//!   ack, RST_STREAM in response) are counted from put until the writer has
+//!   put them into a write batch; past the limit [`wants_read`] turns false
+//!   and the connection stops reading until the writer drains them. Those
+//!   frames are never stuck behind flow control (they are control frames,
+//!   written before any DATA), so the throttle lifts as soon as the socket
+//!   takes bytes: it cannot deadlock on our own windows.
+//! - Close: after [`finish`] every put is refused and hands its item back,
+//!   and `finish` returns what was never delivered, so callers can fail
+//!   their calls rather than lose them.
+//!
+//! [`wants_read`]: ControlBuffer::wants_read
+//! [`finish`]: ControlBuffer::finish
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::{Item, StreamKey};
+
+/// Wakes the owner of a control buffer (an event loop, a test). Kept as a
+/// trait so loopy does not depend on mio.
+pub trait Wake: Send + Sync {
+    /// Called at most once per transition from waiting to having work.
+    fn wake(&self);
+}
+
+/// A `Wake` that does nothing, for owners that poll.
+#[derive(Debug, Default)]
+pub struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(&self) {}
+}
+
+/// The default limit on queued transport responses before reading stops
+/// (grpc-go uses 50; the issue's default is 100).
+pub const DEFAULT_MAX_TRANSPORT_RESPONSES: usize = 100;
+
+/// Why a put was refused. The item comes back either way.
+#[derive(Debug)]
+pub enum PutError {
+    /// The buffer was closed by [`ControlBuffer::finish`].
+    Closed(Item),
+    /// The item's header list is larger than the peer's
+    /// SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §6.5.2): nothing was queued.
+    HeaderListTooLarge {
+        /// The list's size (name + value + 32 per field).
+        size: usize,
+        /// The peer's limit.
+        limit: u32,
+        /// The refused item.
+        item: Item,
+    },
+    /// The caller's check in [`ControlBuffer::execute_and_put`] said no.
+    Rejected(Item),
+}
+
+impl PutError {
+    /// The item that was not queued.
+    pub fn into_item(self) -> Item {
+        match self {
+            PutError::Closed(item)
+            | PutError::Rejected(item)
+            | PutError::HeaderListTooLarge { item, .. } => item,
+        }
+    }
+}
+
+impl std::fmt::Display for PutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PutError::Closed(_) => f.write_str("the connection is closed"),
+            PutError::HeaderListTooLarge { size, limit, .. } => {
+                write!(
+                    f,
+                    "header list of {size} octets exceeds the peer's limit of {limit}"
+                )
+            }
+            PutError::Rejected(_) => f.write_str("the put's check refused it"),
+        }
+    }
+}
+
+impl std::error::Error for PutError {}
+
+#[derive(Debug, Default)]
+struct Inner {
+    items: VecDeque<Item>,
+    consumer_waiting: bool,
+    closed: bool,
+}
+
+/// The control buffer of one connection. Share it in an `Arc`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use loopy::{ControlBuffer, Item, NoWake};
+///
+/// let buffer = ControlBuffer::new(Arc::new(NoWake));
+/// buffer.put(Item::SettingsAck).unwrap();
+/// assert!(buffer.wants_read());
+/// let undelivered = buffer.finish();
+/// assert_eq!(undelivered.len(), 1);
+/// assert!(buffer.put(Item::SettingsAck).is_err());
+/// ```
+pub struct ControlBuffer {
+    inner: Mutex<Inner>,
+    waker: std::sync::Arc<dyn Wake>,
+    transport_responses: AtomicUsize,
+    max_transport_responses: usize,
+    /// The peer's SETTINGS_MAX_HEADER_LIST_SIZE (u32::MAX: unlimited).
+    peer_max_header_list_size: AtomicU32,
+    next_key: AtomicU64,
+}
+
+impl std::fmt::Debug for ControlBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlBuffer")
+            .field("queued", &self.inner.lock().items.len())
+            .field(
+                "transport_responses",
+                &self.transport_responses.load(Ordering::Relaxed),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlBuffer {
+    /// A buffer whose owner is woken through `waker`, with the default
+    /// flood limit.
+    pub fn new(waker: std::sync::Arc<dyn Wake>) -> ControlBuffer {
+        ControlBuffer::with_limit(waker, DEFAULT_MAX_TRANSPORT_RESPONSES)
+    }
+
+    /// A buffer with `max_transport_responses` queued responses allowed
+    /// before [`wants_read`](ControlBuffer::wants_read) turns false.
+    pub fn with_limit(
+        waker: std::sync::Arc<dyn Wake>,
+        max_transport_responses: usize,
+    ) -> ControlBuffer {
+        ControlBuffer {
+            inner: Mutex::new(Inner::default()),
+            waker,
+            transport_responses: AtomicUsize::new(0),
+            max_transport_responses,
+            peer_max_header_list_size: AtomicU32::new(u32::MAX),
+            next_key: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh key for a client stream.
+    pub fn new_stream_key(&self) -> StreamKey {
+        StreamKey(self.next_key.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Queues `item`. Refused (item handed back) after
+    /// [`finish`](ControlBuffer::finish), or when its header list exceeds
+    /// the peer's limit.
+    pub fn put(&self, item: Item) -> Result<(), PutError> {
+        self.execute_and_put(|| true, item)
+    }
+
+    /// Runs `check` under the buffer's lock and queues `item` only if it
+    /// returns true (grpc-go's `executeAndPut`): check-then-enqueue with no
+    /// put in between, e.g. "only if the stream is still open".
+    pub fn execute_and_put(
+        &self,
+        check: impl FnOnce() -> bool,
+        item: Item,
+    ) -> Result<(), PutError> {
+        if let Some(fields) = item.header_fields() {
+            let limit = self.peer_max_header_list_size.load(Ordering::Relaxed);
+            let size: usize = fields
+                .iter()
+                .map(framer::hpack::HeaderField::list_size)
+                .sum();
+            if u32::try_from(size).map_or(true, |s| s > limit) {
+                return Err(PutError::HeaderListTooLarge { size, limit, item });
+            }
+        }
+        let wake = {
+            let mut inner = self.inner.lock();
+            if inner.closed {
+                return Err(PutError::Closed(item));
+            }
+            if !check() {
+                return Err(PutError::Rejected(item));
+            }
+            match &item {
+                Item::PeerSettings(settings) => {
+                    if let Some(limit) = settings.max_header_list_size() {
+                        self.peer_max_header_list_size
+                            .store(limit, Ordering::Relaxed);
+                    }
+                }
+                item if item.is_transport_response() => {
+                    self.transport_responses.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+            inner.items.push_back(item);
+            std::mem::take(&mut inner.consumer_waiting)
+        };
+        if wake {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Moves every queued item to the back of `out`; returns how many. If
+    /// there were none, marks the consumer as waiting, so the next put wakes
+    /// it.
+    pub fn drain_into(&self, out: &mut VecDeque<Item>) -> usize {
+        let mut inner = self.inner.lock();
+        let n = inner.items.len();
+        if n == 0 {
+            inner.consumer_waiting = true;
+        } else if out.is_empty() {
+            std::mem::swap(&mut inner.items, out);
+        } else {
+            out.extend(inner.items.drain(..));
+        }
+        n
+    }
+
+    /// True when the connection may read more from the peer: fewer
+    /// transport responses are queued than the flood limit.
+    pub fn wants_read(&self) -> bool {
+        self.transport_responses.load(Ordering::Relaxed) < self.max_transport_responses
+    }
+
+    /// Transport responses queued and not yet in a write batch.
+    pub fn transport_responses(&self) -> usize {
+        self.transport_responses.load(Ordering::Relaxed)
+    }
+
+    /// The writer reports `n` transport responses put into a batch.
+    pub(crate) fn responses_written(&self, n: usize) {
+        if n > 0 {
+            let _ =
+                self.transport_responses
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                        Some(v.saturating_sub(n))
+                    });
+        }
+    }
+
+    /// The peer's SETTINGS_MAX_HEADER_LIST_SIZE as last put (`u32::MAX` if
+    /// it never sent one).
+    pub fn peer_max_header_list_size(&self) -> u32 {
+        self.peer_max_header_list_size.load(Ordering::Relaxed)
+    }
+
+    /// Closes the buffer: later puts fail with [`PutError::Closed`]; the
+    /// items never drained are returned so their callers can be failed.
+    pub fn finish(&self) -> Vec<Item> {
+        let mut inner = self.inner.lock();
+        inner.closed = true;
+        let items: Vec<Item> = inner.items.drain(..).collect();
+        let responses = items.iter().filter(|i| i.is_transport_response()).count();
+        drop(inner);
+        self.responses_written(responses);
+        items
+    }
+
+    /// True once [`finish`](ControlBuffer::finish) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+}
