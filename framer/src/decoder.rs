@@ -24,8 +24,11 @@ pub struct DecoderConfig {
     /// Our SETTINGS_MAX_FRAME_SIZE: larger frames are FRAME_SIZE_ERROR.
     /// Default 16,384 (the RFC's initial value).
     pub max_frame_size: u32,
-    /// Our SETTINGS_HEADER_TABLE_SIZE: the most dynamic-table octets the
-    /// peer's encoder may use. Default 4,096.
+    /// Our SETTINGS_HEADER_TABLE_SIZE in force: the most dynamic-table
+    /// octets the peer's encoder may use. Default 4,096. A connection
+    /// starts at 4,096 whatever it advertises (the peer encodes with the
+    /// RFC default until it has seen our SETTINGS) and applies a smaller
+    /// value with [`Decoder::set_header_table_size`] once it is acknowledged.
     pub header_table_size: u32,
     /// Our SETTINGS_MAX_HEADER_LIST_SIZE: a larger decoded field section is
     /// a stream error (REFUSED_STREAM). Default 64 KiB.

@@ -91,6 +91,11 @@ pub enum Violation {
         /// The value sent.
         value: u32,
     },
+    /// RFC 8441 §3: SETTINGS_ENABLE_CONNECT_PROTOCOL other than 0 or 1.
+    InvalidEnableConnectProtocol {
+        /// The value sent.
+        value: u32,
+    },
     /// §6.5.2: SETTINGS_INITIAL_WINDOW_SIZE above 2^31 − 1.
     InvalidInitialWindowSize {
         /// The value sent.
@@ -197,6 +202,9 @@ impl fmt::Display for Violation {
             }
             Violation::InvalidEnablePush { value } => {
                 write!(f, "SETTINGS_ENABLE_PUSH {value}, must be 0 or 1")
+            }
+            Violation::InvalidEnableConnectProtocol { value } => {
+                write!(f, "SETTINGS_ENABLE_CONNECT_PROTOCOL {value}, must be 0 or 1")
             }
             Violation::InvalidInitialWindowSize { value } => {
                 write!(f, "SETTINGS_INITIAL_WINDOW_SIZE {value} above 2^31-1")

@@ -412,6 +412,14 @@ fn sec6_5_2_enable_push_above_1_is_protocol_error() {
 }
 
 #[test]
+fn rfc8441_enable_connect_protocol_above_1_is_protocol_error() {
+    assert_eq!(
+        expect_err(raw(SETTINGS, 0, 0, &[0, 8, 0, 0, 0, 2])),
+        conn(Reason::PROTOCOL_ERROR, Violation::InvalidEnableConnectProtocol { value: 2 })
+    );
+}
+
+#[test]
 fn sec6_5_2_initial_window_size_above_2_31_minus_1_is_flow_control_error() {
     assert_eq!(
         expect_err(raw(SETTINGS, 0, 0, &[0, 4, 0x80, 0, 0, 0])),

@@ -16,7 +16,7 @@
 //! HPACK encoding happens here, at the moment a HEADERS frame goes into
 //! the batch, so encoder order is wire order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -733,7 +733,7 @@ impl Writer {
     /// Debug builds: the scheduling invariants of `lib.rs`.
     #[cfg(debug_assertions)]
     fn check_invariants(&self) {
-        let mut in_active: HashMap<StreamKey, usize> = HashMap::new();
+        let mut in_active: std::collections::HashMap<StreamKey, usize> = Default::default();
         for key in &self.active {
             if self
                 .streams

@@ -185,6 +185,10 @@ fn check_value(setting: Setting) -> Result<(), FrameError> {
             Reason::PROTOCOL_ERROR,
             Violation::InvalidEnablePush { value },
         )),
+        SettingId::ENABLE_CONNECT_PROTOCOL if value > 1 => Err(FrameError::connection(
+            Reason::PROTOCOL_ERROR,
+            Violation::InvalidEnableConnectProtocol { value },
+        )),
         SettingId::INITIAL_WINDOW_SIZE if value > 0x7fff_ffff => Err(FrameError::connection(
             Reason::FLOW_CONTROL_ERROR,
             Violation::InvalidInitialWindowSize { value },
