@@ -2,9 +2,17 @@
 //!
 //! A hand-written HTTP/2 stack — the [`framer`] crate (frames and HPACK),
 //! the `loopy` crate (control buffer and writer) — driven by a mio event
-//! loop, with blocking gRPC client and server APIs on top. Today this crate
-//! re-exports the framer; the connection, runtime, server and client layers
-//! land with their issues (see `DESIGN.md` in the shared notes).
+//! loop, with blocking gRPC client and server APIs on top.
+//!
+//! - [`conn`]: one HTTP/2 connection, both roles, sans-IO.
+//! - [`runtime`]: event loops on mio, listeners, the direct-write path.
+//!
+//! The gRPC server and client layers land with their issues.
 #![forbid(unsafe_code)]
 
 pub use framer;
+pub use loopy;
+
+pub mod conn;
+pub mod http;
+pub mod runtime;

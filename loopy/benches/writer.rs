@@ -39,23 +39,42 @@ fn setup(streams: u32) -> Setup {
         .map(|i| {
             let id = StreamId::new(1 + 2 * i);
             let key = StreamKey::from(id);
-            buffer.put(Item::Register { key, id, quota: None }).unwrap();
+            buffer
+                .put(Item::Register {
+                    key,
+                    id,
+                    quota: None,
+                })
+                .unwrap();
             key
         })
         .collect();
     let mut batch = Batch::new();
     writer.write(&mut batch, usize::MAX).unwrap();
-    Setup { buffer, writer, keys, batch }
+    Setup {
+        buffer,
+        writer,
+        keys,
+        batch,
+    }
 }
 
 fn cycle(s: &mut Setup, payload: &Bytes) -> usize {
     // Top the connection window up so it never binds.
     let top_up = (1i64 << 30) - s.writer.connection_window();
     if top_up > 0 {
-        s.writer.apply_window_update(StreamId::ZERO, top_up as u32).unwrap();
+        s.writer
+            .apply_window_update(StreamId::ZERO, top_up as u32)
+            .unwrap();
     }
     for key in &s.keys {
-        s.buffer.put(Item::Data { key: *key, data: payload.clone(), end_stream: false }).unwrap();
+        s.buffer
+            .put(Item::Data {
+                key: *key,
+                data: payload.clone(),
+                end_stream: false,
+            })
+            .unwrap();
     }
     let mut bytes = 0;
     loop {
@@ -69,7 +88,9 @@ fn cycle(s: &mut Setup, payload: &Bytes) -> usize {
     // Keep the stream windows from running out.
     for key in &s.keys {
         let id = StreamId::new(key.0 as u32);
-        s.writer.apply_window_update(id, payload.len().max(1) as u32).unwrap();
+        s.writer
+            .apply_window_update(id, payload.len().max(1) as u32)
+            .unwrap();
     }
     bytes
 }

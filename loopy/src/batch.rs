@@ -88,6 +88,19 @@ impl Batch {
         }
     }
 
+    /// Fills `out` with as many leading chunks as fit (for a `writev`
+    /// without allocating); returns how many.
+    pub fn fill_io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let tail = (!self.tail.is_empty()).then_some(&self.tail[..]);
+        let chunks = self.chunks.iter().map(|c| &c[..]).chain(tail);
+        let mut count = 0;
+        for (slot, chunk) in out.iter_mut().zip(chunks) {
+            *slot = IoSlice::new(chunk);
+            count += 1;
+        }
+        count
+    }
+
     /// Drops the first `n` bytes (they were written).
     pub fn advance(&mut self, mut n: usize) {
         n = n.min(self.len);

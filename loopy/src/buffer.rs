@@ -169,6 +169,13 @@ impl ControlBuffer {
         self.execute_and_put(|| true, item)
     }
 
+    /// Queues `item` without waking the owner, for a thread that holds the
+    /// connection and runs the writer itself right after (the direct-write
+    /// path). Same refusals as [`put`](ControlBuffer::put).
+    pub fn put_quiet(&self, item: Item) -> Result<(), PutError> {
+        self.enqueue(|| true, item, false)
+    }
+
     /// Runs `check` under the buffer's lock and queues `item` only if it
     /// returns true (grpc-go's `executeAndPut`): check-then-enqueue with no
     /// put in between, e.g. "only if the stream is still open".
@@ -176,6 +183,15 @@ impl ControlBuffer {
         &self,
         check: impl FnOnce() -> bool,
         item: Item,
+    ) -> Result<(), PutError> {
+        self.enqueue(check, item, true)
+    }
+
+    fn enqueue(
+        &self,
+        check: impl FnOnce() -> bool,
+        item: Item,
+        may_wake: bool,
     ) -> Result<(), PutError> {
         if let Some(fields) = item.header_fields() {
             let limit = self.peer_max_header_list_size.load(Ordering::Relaxed);
@@ -208,7 +224,7 @@ impl ControlBuffer {
                 _ => {}
             }
             inner.items.push_back(item);
-            std::mem::take(&mut inner.consumer_waiting)
+            may_wake && std::mem::take(&mut inner.consumer_waiting)
         };
         if wake {
             self.waker.wake();

@@ -1,0 +1,767 @@
+//! One HTTP/2 connection, both roles, sans-IO: no sockets, no clock reads
+//! (time is a parameter), no threads. The driver (`runtime`) feeds it bytes
+//! and timeouts and writes out what it produces.
+//!
+//! # Contract (quinn-proto's shape)
+//!
+//! - Input, `handle_*`: [`Connection::handle_read`] with the bytes read
+//!   (it consumes whole frames from the buffer and leaves the rest);
+//!   [`Connection::handle_timeout`] when [`Connection::next_timeout`] has
+//!   passed; [`Connection::handle_transport_closed`] on EOF or an I/O error.
+//! - Application commands: [`Item`](loopy::Item)s put into
+//!   [`Connection::buffer`] from any thread (open a stream, send headers,
+//!   data, trailers, reset), and, holding the connection,
+//!   [`Connection::release_capacity`], [`Connection::ping`],
+//!   [`Connection::shutdown`].
+//! - Output, `poll_*`: [`Connection::poll_transmit`] fills a
+//!   [`Batch`](loopy::Batch) for one vectored write;
+//!   [`Connection::poll_event`] yields [`ConnEvent`]s;
+//!   [`Connection::next_timeout`] says when to call back.
+//!
+//! Call order after any input: drain `poll_event`, then `poll_transmit`
+//! until it reports `drained` (or the socket is full), then re-arm the
+//! timer from `next_timeout`. Read from the socket only while
+//! [`Connection::wants_read`]; close the socket once
+//! [`Connection::is_finished`] and the last batch is written.
+
+mod config;
+mod event;
+mod recv;
+mod state;
+mod stats;
+mod timer;
+pub mod validate;
+
+pub use config::{
+    AbuseLimits, ClientKeepalive, ConnConfig, EnforcementPolicy, RateLimit, ServerKeepalive,
+};
+pub use event::{CloseReason, ConnEvent};
+pub use state::{Side, StreamState};
+pub use stats::ConnStats;
+pub use timer::Timer;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use framer::{Decoder, DecoderConfig, GoAway, Reason, SettingId, Settings, StreamId};
+use loopy::{
+    Batch, ControlBuffer, DropCause, Event, InboundAction, InboundFlow, Item, Role, StreamKey,
+    StreamRecvWindow, Wake, Writer, Written,
+};
+
+use timer::{TimerTable, WindowCounter};
+use validate::ContentLength;
+
+/// PING payload of keepalive pings.
+const KEEPALIVE_PING: [u8; 8] = *b"keepaliv";
+/// PING payload of the graceful-shutdown ping (grpc-go's goAwayPing).
+const DRAIN_PING: [u8; 8] = [1, 6, 1, 8, 0, 3, 3, 9];
+/// grpc-go's maxPingStrikes.
+const MAX_PING_STRIKES: u32 = 2;
+/// grpc-go: without streams, a ping is expected no more often than this.
+const IDLE_PING_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
+/// Streams we reset whose late frames are ignored (RFC 9113 §5.1 closed).
+const RECENT_RESETS: usize = 256;
+
+/// The receive side of one stored stream.
+#[derive(Debug)]
+struct StreamRecord {
+    key: StreamKey,
+    state: StreamState,
+    recv: StreamRecvWindow,
+    content_length: ContentLength,
+    /// Client: the final (non-1xx) response head has arrived.
+    response_seen: bool,
+}
+
+/// Where the connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Server: waiting for the client preface.
+    Preface,
+    /// Waiting for the peer's first frame, which must be SETTINGS (§3.4).
+    FirstSettings,
+    /// Running.
+    Open,
+}
+
+/// Graceful shutdown progress (grpc-go's two-GOAWAY drain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drain {
+    None,
+    /// GOAWAY(2^31-1) and a PING sent; waiting for the PING's ack.
+    FirstSent,
+    /// The final GOAWAY sent: close when the streams are done.
+    FinalSent,
+}
+
+/// One HTTP/2 connection. See the module documentation for the contract.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Instant;
+/// use mio_grpc::conn::{ConnConfig, Connection};
+/// use loopy::{Batch, NoWake, Role};
+///
+/// let now = Instant::now();
+/// let mut client = Connection::new(Role::Client, ConnConfig::default(), Arc::new(NoWake), now, 1);
+/// let mut batch = Batch::new();
+/// client.poll_transmit(&mut batch, 64 * 1024, now);
+/// // The preface, then our SETTINGS.
+/// assert!(batch.to_bytes().starts_with(framer::PREFACE));
+/// ```
+pub struct Connection {
+    role: Role,
+    config: ConnConfig,
+    phase: Phase,
+    decoder: Decoder,
+    writer: Writer,
+    buffer: Arc<ControlBuffer>,
+    streams: HashMap<StreamId, StreamRecord>,
+    key_ids: HashMap<StreamKey, StreamId>,
+    /// Highest stream id the peer has used.
+    max_peer_stream: StreamId,
+    /// Peer-opened streams counted against our MAX_CONCURRENT_STREAMS.
+    peer_streams: u32,
+    recent_resets: VecDeque<StreamId>,
+    inbound: InboundFlow,
+    settings_pending: VecDeque<Settings>,
+    /// The client magic (client) and our first SETTINGS, not yet sent.
+    preface: Option<bytes::Bytes>,
+    goaway_sent: Option<StreamId>,
+    goaway_received: Option<StreamId>,
+    drain: Drain,
+    timers: TimerTable,
+    keepalive_outstanding: bool,
+    last_read: Instant,
+    ping_strikes: u32,
+    last_ping_at: Option<Instant>,
+    reset_ping_strikes: bool,
+    resets: WindowCounter,
+    empty_frames: WindowCounter,
+    settings_count: WindowCounter,
+    pings: WindowCounter,
+    buffered_bytes: usize,
+    events: VecDeque<ConnEvent>,
+    stats: ConnStats,
+    closing: Option<CloseReason>,
+    seed: u64,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("phase", &self.phase)
+            .field("streams", &self.streams.len())
+            .field("closing", &self.closing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection in `role`, starting at `now`. `waker` is called when an
+    /// application thread puts work for an idle connection; `seed` drives
+    /// the MaxConnectionAge jitter (any value; tests pass a constant).
+    pub fn new(
+        role: Role,
+        config: ConnConfig,
+        waker: Arc<dyn Wake>,
+        now: Instant,
+        seed: u64,
+    ) -> Connection {
+        let buffer = Arc::new(ControlBuffer::with_limit(
+            waker,
+            config.max_transport_responses,
+        ));
+        let writer = Writer::new(role, buffer.clone());
+        let decoder = Decoder::new(DecoderConfig {
+            // Until the peer acknowledges our SETTINGS, the RFC defaults hold.
+            max_frame_size: framer::DEFAULT_MAX_FRAME_SIZE,
+            header_table_size: 4096,
+            max_header_list_size: config.max_header_list_size,
+            max_header_block_size: config.max_header_block_size,
+            max_continuation_frames: config.max_continuation_frames,
+        });
+        let inbound = InboundFlow::new(config.inbound);
+        let mut conn = Connection {
+            role,
+            phase: if role == Role::Server {
+                Phase::Preface
+            } else {
+                Phase::FirstSettings
+            },
+            decoder,
+            writer,
+            buffer,
+            streams: HashMap::new(),
+            key_ids: HashMap::new(),
+            max_peer_stream: StreamId::ZERO,
+            peer_streams: 0,
+            recent_resets: VecDeque::new(),
+            inbound,
+            settings_pending: VecDeque::new(),
+            preface: None,
+            goaway_sent: None,
+            goaway_received: None,
+            drain: Drain::None,
+            timers: TimerTable::default(),
+            keepalive_outstanding: false,
+            last_read: now,
+            ping_strikes: 0,
+            last_ping_at: None,
+            reset_ping_strikes: false,
+            resets: WindowCounter::default(),
+            empty_frames: WindowCounter::default(),
+            settings_count: WindowCounter::default(),
+            pings: WindowCounter::default(),
+            buffered_bytes: 0,
+            events: VecDeque::new(),
+            stats: ConnStats::default(),
+            closing: None,
+            seed,
+            config,
+        };
+        conn.start(now);
+        conn
+    }
+
+    fn start(&mut self, now: Instant) {
+        let c = &self.config;
+        let mut settings = Settings::new()
+            .with(SettingId::MAX_CONCURRENT_STREAMS, c.max_concurrent_streams)
+            .with(SettingId::MAX_HEADER_LIST_SIZE, c.max_header_list_size);
+        if self.role == Role::Client {
+            settings = settings.with(SettingId::ENABLE_PUSH, 0);
+        }
+        if self.inbound.stream_limit() != loopy::DEFAULT_WINDOW_SIZE {
+            settings = settings.with(SettingId::INITIAL_WINDOW_SIZE, self.inbound.stream_limit());
+        }
+        if c.max_frame_size != framer::DEFAULT_MAX_FRAME_SIZE {
+            settings = settings.with(SettingId::MAX_FRAME_SIZE, c.max_frame_size);
+        }
+        if c.header_table_size != 4096 {
+            settings = settings.with(SettingId::HEADER_TABLE_SIZE, c.header_table_size);
+        }
+        // §3.4: our SETTINGS is the first frame we send, before anything
+        // the writer has (a SETTINGS ack is urgent there and could jump it).
+        let mut preface = BytesMut::new();
+        if self.role == Role::Client {
+            preface.extend_from_slice(framer::PREFACE);
+        }
+        framer::Encoder::new().encode(&settings.clone().into(), &mut preface);
+        self.preface = Some(preface.freeze());
+        self.settings_pending.push_back(settings);
+        self.timers
+            .set(Timer::SettingsAck, now + self.config.settings_timeout);
+        for action in self.inbound.start() {
+            self.inbound_action(action);
+        }
+        let (time, timeout) = self.keepalive_times();
+        if let Some(time) = time {
+            let _ = timeout;
+            self.timers.set(Timer::KeepalivePing, now + time);
+        }
+        if self.role == Role::Server {
+            self.timers
+                .set(Timer::Preface, now + self.config.preface_timeout);
+            if let Some(idle) = self.config.server_keepalive.max_connection_idle {
+                self.timers.set(Timer::Idle, now + idle);
+            }
+            if let Some(age) = self.config.server_keepalive.max_connection_age {
+                self.timers.set(Timer::MaxAge, now + jitter(age, self.seed));
+            }
+        }
+    }
+
+    /// The control buffer: put [`Item`]s here from any thread.
+    pub fn buffer(&self) -> &Arc<ControlBuffer> {
+        &self.buffer
+    }
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ConnStats {
+        let mut stats = self.stats;
+        let w = self.writer.stats();
+        for (out, n) in stats.frames_out.iter_mut().zip(w.frames_by_type.iter()) {
+            *out = *n;
+        }
+        if let Some(settings) = stats.frames_out.get_mut(4) {
+            *settings += u64::from(self.stats.initial_settings_sent);
+        }
+        stats.bytes_out = w.bytes;
+        stats.window_stalls = w.stream_window_stalls + w.connection_window_stalls;
+        stats
+    }
+
+    /// Counts one read syscall / one wake-up (the driver reports them).
+    pub fn count_read_syscall(&mut self) {
+        self.stats.read_syscalls += 1;
+    }
+
+    /// Counts one write syscall (the driver reports it).
+    pub fn count_write_syscall(&mut self) {
+        self.stats.write_syscalls += 1;
+    }
+
+    /// Counts one loop wake-up for this connection.
+    pub fn count_wakeup(&mut self) {
+        self.stats.wakeups += 1;
+    }
+
+    /// Streams with a receive-side record (open or half-closed).
+    pub fn active_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// True while the driver should read from the socket: not closing, the
+    /// flood throttle is off, and the application is keeping up.
+    pub fn wants_read(&self) -> bool {
+        self.closing.is_none()
+            && self.buffer.wants_read()
+            && self.buffered_bytes < self.config.limits.max_buffered_bytes
+    }
+
+    /// True once the connection is over: write out the last batch, then
+    /// close the socket.
+    pub fn is_finished(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ConnEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Connection::handle_timeout`] next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        if self.closing.is_some() {
+            return None;
+        }
+        self.timers.next()
+    }
+
+    /// The application consumed `n` bytes of a stream's DATA: reopen its
+    /// receive window (a WINDOW_UPDATE once a quarter is consumed).
+    pub fn release_capacity(&mut self, key: StreamKey, n: usize) {
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(n);
+        let Some(id) = self.id_of(key) else { return };
+        if let Some(record) = self.streams.get_mut(&id) {
+            if let Some(increment) = record.recv.on_consumed(n32) {
+                self.put(Item::WindowUpdate { id, increment });
+            }
+        }
+    }
+
+    /// Sends a PING with `payload`; its ack comes back as [`ConnEvent::Pong`].
+    pub fn ping(&mut self, payload: [u8; 8]) {
+        self.put(Item::Ping {
+            ack: false,
+            payload,
+        });
+    }
+
+    /// Starts a graceful shutdown. Server: GOAWAY(2^31−1) and a PING, then
+    /// the final GOAWAY once the PING returns, then close when the streams
+    /// finish or after the drain grace period. Client: GOAWAY and close
+    /// when its streams finish.
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.closing.is_some() || self.drain != Drain::None {
+            return;
+        }
+        match self.role {
+            Role::Server => {
+                self.send_goaway(StreamId::MAX, Reason::NO_ERROR, b"");
+                self.put(Item::Ping {
+                    ack: false,
+                    payload: DRAIN_PING,
+                });
+                self.drain = Drain::FirstSent;
+            }
+            Role::Client => {
+                self.send_goaway(StreamId::ZERO, Reason::NO_ERROR, b"");
+                self.drain = Drain::FinalSent;
+            }
+        }
+        self.timers.set(Timer::Grace, now + self.config.drain_grace);
+        self.maybe_done();
+    }
+
+    /// Ends the connection now with GOAWAY `reason` (e.g. the server is
+    /// stopping hard).
+    pub fn close(&mut self, reason: Reason, detail: &str) {
+        self.fail(reason, detail.to_string());
+    }
+
+    /// The socket is gone: fails whatever is still queued (each stream with
+    /// undelivered output gets a [`ConnEvent::Dropped`]), closes the control
+    /// buffer so later puts are refused, and returns the items never drained.
+    pub fn abandon(&mut self) -> Vec<Item> {
+        let undelivered = self.writer.close();
+        let events: Vec<Event> = self.writer.events().collect();
+        let now = self.last_read;
+        for event in events {
+            self.writer_event(event, now);
+        }
+        undelivered
+    }
+
+    /// The transport closed under us (EOF, reset, I/O error).
+    pub fn handle_transport_closed(&mut self, detail: String) {
+        if self.closing.is_none() {
+            self.finish(CloseReason::Transport(detail));
+        }
+    }
+
+    /// Produces the next batch of output (at least `budget` bytes if that
+    /// much is pending). Call until `drained`.
+    pub fn poll_transmit(&mut self, batch: &mut Batch, budget: usize, now: Instant) -> Written {
+        let start = batch.len();
+        if let Some(preface) = self.preface.take() {
+            batch.put_slice(&preface);
+            self.stats.initial_settings_sent = true;
+        }
+        let frames_before = self.writer.stats().frames_by_type;
+        let mut written = match self.writer.write(batch, budget) {
+            Ok(written) => written,
+            Err(err) => {
+                self.fail(err.reason, err.detail.to_string());
+                self.writer.write(batch, budget).unwrap_or_default()
+            }
+        };
+        written.bytes = batch.len() - start;
+        if written.bytes > 0 {
+            self.stats.flushes += 1;
+        }
+        let frames_after = self.writer.stats().frames_by_type;
+        // grpc-go: sending DATA or HEADERS resets the ping strikes.
+        if frames_after.first() != frames_before.first()
+            || frames_after.get(1) != frames_before.get(1)
+        {
+            self.reset_ping_strikes = true;
+        }
+        let events: Vec<Event> = self.writer.events().collect();
+        for event in events {
+            self.writer_event(event, now);
+        }
+        written
+    }
+
+    /// Handles expired timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closing.is_some() {
+            return;
+        }
+        let expired: Vec<Timer> = self.timers.expired(now).collect();
+        for timer in expired {
+            self.on_timer(timer, now);
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::SettingsAck => {
+                self.fail(
+                    Reason::SETTINGS_TIMEOUT,
+                    "SETTINGS not acknowledged in time".into(),
+                );
+            }
+            Timer::Preface => {
+                self.finish(CloseReason::Transport("no client preface in time".into()))
+            }
+            Timer::KeepalivePing => {
+                let (time, timeout) = self.keepalive_times();
+                let Some(time) = time else { return };
+                let due = self.last_read + time;
+                if due > now {
+                    self.timers.set(Timer::KeepalivePing, due);
+                } else if self.keepalive_allowed() {
+                    self.put(Item::Ping {
+                        ack: false,
+                        payload: KEEPALIVE_PING,
+                    });
+                    self.keepalive_outstanding = true;
+                    self.timers.set(Timer::KeepaliveTimeout, now + timeout);
+                } else {
+                    // Dormant: no streams and pings without them are off.
+                    self.timers.set(Timer::KeepalivePing, now + time);
+                }
+            }
+            Timer::KeepaliveTimeout => {
+                if self.keepalive_outstanding {
+                    self.finish(CloseReason::KeepaliveTimeout);
+                }
+            }
+            Timer::Idle => {
+                if self.streams.is_empty() {
+                    self.shutdown(now);
+                }
+            }
+            Timer::MaxAge => {
+                self.shutdown(now);
+                if let Some(grace) = self.config.server_keepalive.max_connection_age_grace {
+                    self.timers.set(Timer::Grace, now + grace);
+                } else {
+                    self.timers.stop(Timer::Grace);
+                }
+            }
+            Timer::Grace => self.finish(CloseReason::Done),
+        }
+    }
+
+    /// (ping interval, ping timeout) for this role.
+    fn keepalive_times(&self) -> (Option<Duration>, Duration) {
+        match self.role {
+            Role::Client => {
+                let k = self.config.client_keepalive;
+                (k.time.map(|t| t.max(Duration::from_secs(10))), k.timeout)
+            }
+            Role::Server => {
+                let k = self.config.server_keepalive;
+                (Some(k.time.max(Duration::from_secs(1))), k.timeout)
+            }
+        }
+    }
+
+    fn keepalive_allowed(&self) -> bool {
+        match self.role {
+            Role::Client => {
+                !self.streams.is_empty() || self.config.client_keepalive.permit_without_stream
+            }
+            Role::Server => true,
+        }
+    }
+
+    // --- helpers shared with recv.rs --------------------------------------
+
+    fn put(&mut self, item: Item) {
+        // Refused only after close, when nothing more is to be sent.
+        let _ = self.buffer.put(item);
+    }
+
+    fn send_goaway(&mut self, last: StreamId, reason: Reason, debug: &[u8]) {
+        self.goaway_sent = Some(last);
+        self.stats.goaways_out += 1;
+        let goaway = GoAway {
+            last_stream_id: last,
+            reason,
+            debug_data: bytes::Bytes::copy_from_slice(debug),
+        };
+        self.put(Item::GoAway(goaway));
+    }
+
+    /// A connection error: GOAWAY with `reason`, then close.
+    fn fail(&mut self, reason: Reason, detail: String) {
+        if self.closing.is_some() {
+            return;
+        }
+        let last = if self.role == Role::Server {
+            self.max_peer_stream
+        } else {
+            StreamId::ZERO
+        };
+        let debug = if reason == Reason::ENHANCE_YOUR_CALM && detail.contains("too_many_pings") {
+            b"too_many_pings".to_vec()
+        } else {
+            detail.clone().into_bytes()
+        };
+        self.send_goaway(last, reason, &debug);
+        self.finish(CloseReason::LocalError { reason, detail });
+    }
+
+    fn finish(&mut self, reason: CloseReason) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.closing = Some(reason.clone());
+        self.events
+            .push_back(ConnEvent::ConnectionClosed { reason });
+    }
+
+    fn id_of(&self, key: StreamKey) -> Option<StreamId> {
+        match self.role {
+            Role::Server => u32::try_from(key.0).ok().map(StreamId::new),
+            Role::Client => self.key_ids.get(&key).copied(),
+        }
+    }
+
+    fn inbound_action(&mut self, action: InboundAction) {
+        match action {
+            InboundAction::SendWindowUpdate(update) => {
+                self.put(Item::WindowUpdate {
+                    id: update.stream_id,
+                    increment: update.increment,
+                });
+            }
+            InboundAction::SendPing(payload) => self.put(Item::Ping {
+                ack: false,
+                payload,
+            }),
+            InboundAction::SendSettingsInitialWindow(window) => {
+                let settings = Settings::new().with(SettingId::INITIAL_WINDOW_SIZE, window);
+                self.settings_pending.push_back(settings.clone());
+                self.put(Item::Settings(settings));
+            }
+        }
+    }
+
+    fn writer_event(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Opened { key, id } => {
+                self.key_ids.insert(key, id);
+                let record = StreamRecord {
+                    key,
+                    state: StreamState::Open,
+                    recv: self.inbound.new_stream(),
+                    content_length: ContentLength::new(None),
+                    response_seen: false,
+                };
+                self.streams.insert(id, record);
+                self.stats.streams_opened += 1;
+                self.timers.stop(Timer::Idle);
+                self.events.push_back(ConnEvent::Opened { key, id });
+            }
+            Event::Finished { key } => {
+                self.events.push_back(ConnEvent::Sent { key });
+                if let Some(id) = self.id_of(key) {
+                    self.end_stream(id, Side::Local, now);
+                }
+            }
+            Event::Dropped {
+                key, cause, opened, ..
+            } => {
+                let record = self.id_of(key).filter(|id| self.streams.contains_key(id));
+                if opened && record.is_none() {
+                    return; // already reported when the record went
+                }
+                if let Some(id) = record {
+                    self.remove_stream(id, now);
+                }
+                if let DropCause::Reset(_) | DropCause::FlowControl = cause {
+                    self.stats.streams_reset_local += 1;
+                }
+                self.events
+                    .push_back(ConnEvent::Dropped { key, cause, opened });
+            }
+            Event::PingSent { payload } => {
+                self.stats.pings_out += 1;
+                self.inbound.on_ping_sent(payload, now);
+            }
+        }
+    }
+
+    /// `side` finished sending on stream `id`; drop the record when both have.
+    fn end_stream(&mut self, id: StreamId, side: Side, now: Instant) {
+        let Some(record) = self.streams.get_mut(&id) else {
+            return;
+        };
+        match record.state.end(side) {
+            Some(state) => record.state = state,
+            None => {
+                let key = record.key;
+                self.remove_stream(id, now);
+                if self.role == Role::Client {
+                    self.put(Item::Cleanup { key });
+                }
+                self.events.push_back(ConnEvent::Closed { key });
+            }
+        }
+    }
+
+    /// Drops a stream's record and its accounting.
+    fn remove_stream(&mut self, id: StreamId, now: Instant) {
+        let Some(record) = self.streams.remove(&id) else {
+            return;
+        };
+        self.key_ids.remove(&record.key);
+        self.buffered_bytes = self
+            .buffered_bytes
+            .saturating_sub(record.recv.unconsumed() as usize);
+        if self.is_peer_stream(id) {
+            self.peer_streams = self.peer_streams.saturating_sub(1);
+        }
+        if self.streams.is_empty() {
+            if let Some(idle) = self.config.server_keepalive.max_connection_idle {
+                if self.role == Role::Server {
+                    self.timers.set(Timer::Idle, now + idle);
+                }
+            }
+        }
+        self.maybe_done();
+    }
+
+    /// Resets stream `id` because of a stream error we found.
+    fn reset_stream(&mut self, id: StreamId, reason: Reason, now: Instant) {
+        self.put(Item::RstStream { id, reason });
+        self.remember_reset(id);
+        self.stats.streams_reset_local += 1;
+        if let Some(record) = self.streams.get(&id) {
+            let key = record.key;
+            self.remove_stream(id, now);
+            self.events.push_back(ConnEvent::Reset {
+                key,
+                reason,
+                remote: false,
+            });
+        }
+    }
+
+    fn remember_reset(&mut self, id: StreamId) {
+        if self.recent_resets.len() == RECENT_RESETS {
+            self.recent_resets.pop_front();
+        }
+        self.recent_resets.push_back(id);
+    }
+
+    fn is_peer_stream(&self, id: StreamId) -> bool {
+        match self.role {
+            Role::Server => id.is_client_initiated(),
+            Role::Client => id.is_server_initiated(),
+        }
+    }
+
+    /// After GOAWAY (either way) the connection ends when no stream is left.
+    fn maybe_done(&mut self) {
+        let going_away = self.drain == Drain::FinalSent || self.goaway_received.is_some();
+        if going_away && self.streams.is_empty() && self.closing.is_none() {
+            self.finish(CloseReason::Done);
+        }
+    }
+
+    fn read_activity(&mut self, now: Instant) {
+        self.last_read = now;
+        if self.keepalive_outstanding {
+            self.keepalive_outstanding = false;
+            self.timers.stop(Timer::KeepaliveTimeout);
+        }
+    }
+
+    /// Feeds bytes read from the socket. Whole frames are consumed from
+    /// `buf`; a partial frame stays for the next call. Stops early (leaving
+    /// bytes in `buf`) when [`Connection::wants_read`] turns false; call
+    /// again once it is true.
+    pub fn handle_read(&mut self, buf: &mut BytesMut, now: Instant) {
+        let before = buf.len();
+        self.read_activity(now);
+        self.read_frames(buf, now);
+        self.stats.bytes_in += (before - buf.len()) as u64;
+    }
+}
+
+/// `d` ± 10 %, from a seed (grpc-go jitters MaxConnectionAge the same way).
+fn jitter(d: Duration, seed: u64) -> Duration {
+    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let fraction = (x % 2001) as f64 / 10_000.0 - 0.1; // -0.1 ..= 0.1
+    d.mul_f64(1.0 + fraction)
+}

@@ -1,0 +1,535 @@
+//! The receive path of a [`Connection`]: frames from the peer, checked
+//! against the connection and stream state (RFC 9113 §3.4, §5.1, §5.1.1,
+//! §5.1.2, §5.4, §6, §8) and the abuse limits, turned into events and
+//! outbound items.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+use framer::hpack::HeaderList;
+use framer::{
+    Data, Frame, FrameError, HeaderBlock, Headers, Ping, Reason, Scope, Settings, StreamId,
+};
+use loopy::{Item, Role, StreamKey};
+
+use super::validate::{self, ContentLength};
+use super::{
+    ConnEvent, Connection, Drain, Phase, Side, StreamRecord, StreamState, Timer, DRAIN_PING,
+    IDLE_PING_INTERVAL, KEEPALIVE_PING, MAX_PING_STRIKES,
+};
+
+/// Where a frame's stream id stands for us.
+enum StreamRef {
+    /// A stored stream (open or half-closed).
+    Known,
+    /// Never used: a peer id above the highest seen, or one of ours not
+    /// yet opened (§5.1 idle).
+    Idle,
+    /// Used and gone (§5.1 closed).
+    Closed,
+}
+
+impl Connection {
+    pub(super) fn read_frames(&mut self, buf: &mut BytesMut, now: Instant) {
+        if self.phase == Phase::Preface {
+            match framer::read_preface(buf) {
+                Ok(true) => self.phase = Phase::FirstSettings,
+                Ok(false) => return,
+                Err(err) => return self.frame_error(err, now),
+            }
+        }
+        while self.wants_read() {
+            match self.decoder.decode(buf) {
+                Ok(Some(frame)) => self.on_frame(frame, now),
+                Ok(None) => return,
+                Err(err) => self.frame_error(err, now),
+            }
+        }
+        if !self.buffer.wants_read() {
+            self.stats.read_throttles += 1;
+        }
+    }
+
+    fn frame_error(&mut self, err: FrameError, now: Instant) {
+        match err.scope {
+            Scope::Connection => self.fail(err.reason, err.violation.to_string()),
+            Scope::Stream(id) => {
+                if self.is_peer_stream(id) && id > self.max_peer_stream {
+                    // A refused new stream (e.g. its header list was too
+                    // large) still uses up its id (§5.1.1).
+                    self.max_peer_stream = id;
+                    self.stats.streams_refused += 1;
+                }
+                self.reset_stream(id, err.reason, now);
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame, now: Instant) {
+        let kind = usize::from(frame.kind().to_u8()).min(10);
+        if let Some(count) = self.stats.frames_in.get_mut(kind) {
+            *count += 1;
+        }
+        if self.phase == Phase::FirstSettings {
+            // §3.4: the peer's preface ends with a SETTINGS frame.
+            if !matches!(&frame, Frame::Settings(s) if !s.ack) {
+                return self.fail(
+                    Reason::PROTOCOL_ERROR,
+                    "the first frame was not SETTINGS".into(),
+                );
+            }
+            self.phase = Phase::Open;
+            self.timers.stop(Timer::Preface);
+        }
+        match frame {
+            Frame::Data(data) => self.on_data(data, now),
+            Frame::Headers(headers) => self.on_headers(headers, now),
+            Frame::Priority(_) => {} // deprecated (§5.3.2); checked by the framer
+            Frame::RstStream(rst) => self.on_rst_stream(rst.stream_id, rst.reason, now),
+            Frame::Settings(settings) => self.on_settings(settings, now),
+            Frame::PushPromise(_) => {
+                // §8.4: a client never pushes, and we tell servers not to.
+                self.fail(
+                    Reason::PROTOCOL_ERROR,
+                    "PUSH_PROMISE received (push is disabled)".into(),
+                );
+            }
+            Frame::Ping(ping) => self.on_ping(ping, now),
+            Frame::GoAway(goaway) => {
+                self.stats.goaways_in += 1;
+                self.on_goaway(goaway, now);
+            }
+            Frame::WindowUpdate(update) => {
+                self.on_window_update(update.stream_id, update.increment)
+            }
+            Frame::Continuation(_) => {} // absorbed by the decoder
+            Frame::Unknown(_) => {}      // §5.5: ignored
+        }
+    }
+
+    fn stream_ref(&self, id: StreamId) -> StreamRef {
+        if self.streams.contains_key(&id) {
+            return StreamRef::Known;
+        }
+        if self.is_peer_stream(id) {
+            if id > self.max_peer_stream {
+                StreamRef::Idle
+            } else {
+                StreamRef::Closed
+            }
+        } else if id.value() >= self.writer.next_stream_id() || self.role == Role::Server {
+            // Ours and never opened (a server opens none: push is off).
+            StreamRef::Idle
+        } else {
+            StreamRef::Closed
+        }
+    }
+
+    /// Frames other than HEADERS/PRIORITY on an idle stream (§5.1).
+    fn idle_stream_error(&mut self, kind: &str, id: StreamId) {
+        self.fail(
+            Reason::PROTOCOL_ERROR,
+            format!("{kind} on idle stream {id}"),
+        );
+    }
+
+    /// DATA or HEADERS on a closed stream: ignored if we reset it (the peer
+    /// may not know yet), else STREAM_CLOSED (§5.1).
+    fn closed_stream_frame(&mut self, id: StreamId, now: Instant) {
+        if !self.recent_resets.contains(&id) {
+            self.reset_stream(id, Reason::STREAM_CLOSED, now);
+        }
+    }
+
+    fn on_data(&mut self, data: Data, now: Instant) {
+        let id = data.stream_id;
+        let flow_len = data.flow_len();
+        // Connection-level accounting comes first, whatever the stream.
+        match self.inbound.on_data(flow_len) {
+            Ok(actions) => {
+                for action in actions {
+                    self.inbound_action(action);
+                }
+            }
+            Err(err) => return self.fail(Reason::FLOW_CONTROL_ERROR, err.to_string()),
+        }
+        if data.payload.is_empty()
+            && !data.end_stream
+            && self.empty_frames.hit(self.config.limits.empty_frames, now)
+        {
+            return self.abuse("too many empty DATA frames");
+        }
+        match self.stream_ref(id) {
+            StreamRef::Idle => return self.idle_stream_error("DATA", id),
+            StreamRef::Closed => return self.closed_stream_frame(id, now),
+            StreamRef::Known => {}
+        }
+        let Some(record) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if !record.state.peer_may_send() || (self.role == Role::Client && !record.response_seen) {
+            // Half-closed (remote): STREAM_CLOSED (§5.1). A response body
+            // before its headers is malformed (§8.1).
+            let reason = if record.state.peer_may_send() {
+                Reason::PROTOCOL_ERROR
+            } else {
+                Reason::STREAM_CLOSED
+            };
+            return self.reset_stream(id, reason, now);
+        }
+        let window = record.recv.on_data_frame(&data);
+        let length_ok = record.content_length.on_data(data.payload.len()).is_ok()
+            && (!data.end_stream || record.content_length.on_end().is_ok());
+        let key = record.key;
+        let increment = match window {
+            Ok(increment) => increment,
+            Err(_) => return self.reset_stream(id, Reason::FLOW_CONTROL_ERROR, now),
+        };
+        if let Some(increment) = increment {
+            self.put(Item::WindowUpdate { id, increment });
+        }
+        if !length_ok {
+            return self.reset_stream(id, Reason::PROTOCOL_ERROR, now); // §8.1.1
+        }
+        self.buffered_bytes += data.payload.len();
+        let end_stream = data.end_stream;
+        self.events.push_back(ConnEvent::Data {
+            key,
+            data: data.payload,
+            end_stream,
+        });
+        if end_stream {
+            self.end_stream(id, Side::Remote, now);
+        }
+    }
+
+    fn on_headers(&mut self, headers: Headers, now: Instant) {
+        let id = headers.stream_id;
+        let end_stream = headers.end_stream;
+        let HeaderBlock::Fields(fields) = headers.block else {
+            return;
+        };
+        match self.stream_ref(id) {
+            StreamRef::Known => self.on_stream_headers(id, fields, end_stream, now),
+            StreamRef::Closed => self.closed_stream_frame(id, now),
+            StreamRef::Idle if self.role == Role::Server && id.is_client_initiated() => {
+                self.on_request(id, fields, end_stream)
+            }
+            StreamRef::Idle => {
+                // §5.1.1: a server may not open streams (no push), and a
+                // client id we never used cannot get a response.
+                self.fail(
+                    Reason::PROTOCOL_ERROR,
+                    format!("HEADERS on unexpected stream {id}"),
+                )
+            }
+        }
+    }
+
+    /// Server: a new stream.
+    fn on_request(&mut self, id: StreamId, fields: HeaderList, end_stream: bool) {
+        self.max_peer_stream = id;
+        if self.goaway_sent.is_some_and(|last| id > last) {
+            return; // §6.8: streams opened after our GOAWAY are ignored
+        }
+        if self.peer_streams >= self.config.max_concurrent_streams {
+            // §5.1.2: REFUSED_STREAM, which tells the client it may retry.
+            self.stats.streams_refused += 1;
+            self.remember_reset(id);
+            self.put(Item::RstStream {
+                id,
+                reason: Reason::REFUSED_STREAM,
+            });
+            return;
+        }
+        let head = match validate::validate_request(fields) {
+            Ok(head) => head,
+            Err(_) => {
+                self.remember_reset(id);
+                self.stats.streams_reset_local += 1;
+                self.put(Item::RstStream {
+                    id,
+                    reason: Reason::PROTOCOL_ERROR,
+                });
+                return;
+            }
+        };
+        let content_length = ContentLength::new(head.content_length);
+        if end_stream && content_length.on_end().is_err() {
+            self.remember_reset(id);
+            self.put(Item::RstStream {
+                id,
+                reason: Reason::PROTOCOL_ERROR,
+            });
+            return;
+        }
+        let key = StreamKey::from(id);
+        let state = if end_stream {
+            StreamState::HalfClosedRemote
+        } else {
+            StreamState::Open
+        };
+        let record = StreamRecord {
+            key,
+            state,
+            recv: self.inbound.new_stream(),
+            content_length,
+            response_seen: true,
+        };
+        self.streams.insert(id, record);
+        self.peer_streams += 1;
+        self.stats.streams_opened += 1;
+        self.timers.stop(Timer::Idle);
+        // Registered before the application hears of it, so its response
+        // items queue behind the registration.
+        self.put(Item::Register {
+            key,
+            id,
+            quota: None,
+        });
+        self.events.push_back(ConnEvent::Request {
+            id,
+            head,
+            end_stream,
+        });
+    }
+
+    /// HEADERS on a stored stream: a response (client) or trailers.
+    fn on_stream_headers(
+        &mut self,
+        id: StreamId,
+        fields: HeaderList,
+        end_stream: bool,
+        now: Instant,
+    ) {
+        let Some(record) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if !record.state.peer_may_send() {
+            return self.reset_stream(id, Reason::STREAM_CLOSED, now);
+        }
+        let key = record.key;
+        if self.role == Role::Client && !record.response_seen {
+            let head = match validate::validate_response(fields) {
+                Ok(head) => head,
+                Err(_) => return self.reset_stream(id, Reason::PROTOCOL_ERROR, now),
+            };
+            let informational = (100..200).contains(&head.status);
+            if informational && end_stream {
+                return self.reset_stream(id, Reason::PROTOCOL_ERROR, now); // §8.1
+            }
+            if !informational {
+                record.response_seen = true;
+                record.content_length = ContentLength::new(head.content_length);
+                if end_stream && record.content_length.on_end().is_err() {
+                    return self.reset_stream(id, Reason::PROTOCOL_ERROR, now);
+                }
+            }
+            self.events.push_back(ConnEvent::Response {
+                key,
+                head,
+                end_stream,
+            });
+        } else {
+            // Trailers: they end the stream (§8.1).
+            if !end_stream {
+                return self.reset_stream(id, Reason::PROTOCOL_ERROR, now);
+            }
+            if record.content_length.on_end().is_err() {
+                return self.reset_stream(id, Reason::PROTOCOL_ERROR, now);
+            }
+            let fields = match validate::validate_trailers(fields) {
+                Ok(fields) => fields,
+                Err(_) => return self.reset_stream(id, Reason::PROTOCOL_ERROR, now),
+            };
+            self.events.push_back(ConnEvent::Trailers { key, fields });
+        }
+        if end_stream {
+            self.end_stream(id, Side::Remote, now);
+        }
+    }
+
+    fn on_rst_stream(&mut self, id: StreamId, reason: Reason, now: Instant) {
+        match self.stream_ref(id) {
+            StreamRef::Idle => return self.idle_stream_error("RST_STREAM", id), // §6.4
+            StreamRef::Closed => return,
+            StreamRef::Known => {}
+        }
+        let Some(record) = self.streams.get(&id) else {
+            return;
+        };
+        let key = record.key;
+        // Rapid reset (CVE-2023-44487): a server counts streams the client
+        // resets before they were answered.
+        let unanswered = self.role == Role::Server && record.state != StreamState::HalfClosedLocal;
+        self.stats.streams_reset_remote += 1;
+        self.remove_stream(id, now);
+        self.put(Item::Cleanup { key });
+        self.events.push_back(ConnEvent::Reset {
+            key,
+            reason,
+            remote: true,
+        });
+        if unanswered && self.resets.hit(self.config.limits.peer_resets, now) {
+            self.abuse("too many streams reset by the peer");
+        }
+    }
+
+    fn on_settings(&mut self, settings: Settings, now: Instant) {
+        if settings.ack {
+            if let Some(ours) = self.settings_pending.pop_front() {
+                self.apply_local_settings(&ours);
+            }
+            if self.settings_pending.is_empty() {
+                self.timers.stop(Timer::SettingsAck);
+            } else {
+                self.timers
+                    .set(Timer::SettingsAck, now + self.config.settings_timeout);
+            }
+            return;
+        }
+        if self.settings_count.hit(self.config.limits.settings, now) {
+            return self.abuse("too many SETTINGS frames");
+        }
+        if self.role == Role::Client && settings.enable_push() == Some(true) {
+            // §6.5.2: a server must not enable push.
+            return self.fail(
+                Reason::PROTOCOL_ERROR,
+                "SETTINGS_ENABLE_PUSH=1 from a server".into(),
+            );
+        }
+        // Applied by the writer before it writes the ack (§6.5.3 order).
+        self.put(Item::PeerSettings(settings));
+        self.put(Item::SettingsAck);
+    }
+
+    /// Our SETTINGS were acknowledged: the new limits bind now.
+    fn apply_local_settings(&mut self, settings: &Settings) {
+        if let Some(size) = settings.max_frame_size() {
+            self.decoder.set_max_frame_size(size);
+        }
+        if let Some(size) = settings.header_table_size() {
+            self.decoder.set_header_table_size(size);
+        }
+        if let Some(size) = settings.max_header_list_size() {
+            self.decoder.set_max_header_list_size(size);
+        }
+        if settings.initial_window_size().is_some() {
+            for record in self.streams.values_mut() {
+                record.recv.on_settings_acked();
+            }
+        }
+    }
+
+    fn on_ping(&mut self, ping: Ping, now: Instant) {
+        if ping.ack {
+            if ping.payload == KEEPALIVE_PING {
+                self.keepalive_outstanding = false;
+                self.timers.stop(Timer::KeepaliveTimeout);
+            } else if ping.payload == DRAIN_PING && self.drain == Drain::FirstSent {
+                // The client has seen the first GOAWAY: announce the real
+                // last stream.
+                self.drain = Drain::FinalSent;
+                let last = self.max_peer_stream;
+                self.send_goaway(last, Reason::NO_ERROR, b"");
+                self.maybe_done();
+            } else {
+                let streams = self.streams.values_mut().map(|r| &mut r.recv);
+                let actions = self.inbound.on_ping_ack(ping.payload, now, streams);
+                for action in actions {
+                    self.inbound_action(action);
+                }
+            }
+            self.events.push_back(ConnEvent::Pong {
+                payload: ping.payload,
+            });
+            return;
+        }
+        self.stats.pings_in += 1;
+        if self.pings.hit(self.config.limits.pings, now) {
+            return self.abuse("too many PING frames");
+        }
+        if self.role == Role::Server && self.ping_strike(now) {
+            self.stats.ping_strikes += 1;
+            return self.fail(Reason::ENHANCE_YOUR_CALM, "too_many_pings".into());
+        }
+        self.put(Item::Ping {
+            ack: true,
+            payload: ping.payload,
+        });
+    }
+
+    /// grpc-go's keepalive enforcement; true when the client is out.
+    fn ping_strike(&mut self, now: Instant) -> bool {
+        let policy = self.config.enforcement;
+        let last = self.last_ping_at.replace(now);
+        if std::mem::take(&mut self.reset_ping_strikes) {
+            self.ping_strikes = 0;
+            return false;
+        }
+        let min = if self.streams.is_empty() && !policy.permit_without_stream {
+            IDLE_PING_INTERVAL
+        } else {
+            policy.min_time
+        };
+        if last.is_some_and(|at| now.saturating_duration_since(at) < min) {
+            self.ping_strikes += 1;
+        }
+        self.ping_strikes > MAX_PING_STRIKES
+    }
+
+    fn on_goaway(&mut self, goaway: framer::GoAway, now: Instant) {
+        let last = goaway.last_stream_id;
+        self.goaway_received = Some(self.goaway_received.map_or(last, |prev| prev.min(last)));
+        if self.role == Role::Client {
+            self.put(Item::PeerGoAway {
+                last_stream_id: last,
+            });
+            // Streams the server never processed fail as retryable.
+            let above: Vec<(StreamId, StreamKey)> = self
+                .streams
+                .iter()
+                .filter(|(id, _)| **id > last)
+                .map(|(id, r)| (*id, r.key))
+                .collect();
+            for (id, key) in above {
+                self.remove_stream(id, now);
+                self.events.push_back(ConnEvent::Dropped {
+                    key,
+                    cause: loopy::DropCause::PeerGoAway,
+                    opened: true,
+                });
+            }
+        }
+        self.events.push_back(ConnEvent::GoAway {
+            last_stream_id: last,
+            reason: goaway.reason,
+            debug_data: goaway.debug_data.clone(),
+        });
+        if goaway.reason != Reason::NO_ERROR {
+            let debug = String::from_utf8_lossy(&goaway.debug_data).into_owned();
+            self.finish(super::CloseReason::PeerError {
+                reason: goaway.reason,
+                debug,
+            });
+            return;
+        }
+        self.maybe_done();
+    }
+
+    fn on_window_update(&mut self, id: StreamId, increment: u32) {
+        if !id.is_zero() {
+            match self.stream_ref(id) {
+                StreamRef::Idle => return self.idle_stream_error("WINDOW_UPDATE", id),
+                StreamRef::Closed => return, // §6.9: may arrive after END_STREAM
+                StreamRef::Known => {}
+            }
+        }
+        self.put(Item::PeerWindowUpdate { id, increment });
+    }
+
+    fn abuse(&mut self, what: &str) {
+        self.stats.abuse_breaches += 1;
+        self.fail(Reason::ENHANCE_YOUR_CALM, what.to_string());
+    }
+}

@@ -1,0 +1,450 @@
+//! The plain HTTP/2 handler API: request (method, path, headers, body
+//! stream) → response (status, headers, body, trailers). The layer the gRPC
+//! server sits on, and what `examples/h2_hello.rs` serves for the
+//! conformance suite, nghttp and h2load.
+//!
+//! Handlers run on a worker pool (default) or inline on the event-loop
+//! thread (for handlers that never block). A worker writes its response
+//! itself when the connection is free (the direct-write path).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use framer::hpack::{HeaderField, HeaderList};
+use framer::{Reason, StreamId};
+use loopy::{Item, StreamKey};
+
+use crate::conn::validate::RequestHead;
+use crate::conn::{ConnConfig, ConnEvent, Connection};
+use crate::runtime::{
+    Acceptor, ConnHandle, ListenerConfig, ListenerHandle, Runtime, RuntimeConfig, Session,
+};
+
+/// One chunk of a request body, or its end.
+enum BodyChunk {
+    Data(Bytes),
+    Trailers(HeaderList),
+    Reset(Reason),
+}
+
+/// A request body: blocking reads of DATA as it arrives. Reading reopens
+/// the stream's flow-control window.
+pub struct Body {
+    rx: Receiver<BodyChunk>,
+    handle: ConnHandle,
+    key: StreamKey,
+    trailers: Option<HeaderList>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("key", &self.key)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+/// Why reading a body failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// The client reset the stream (or the connection went away).
+    Reset(Reason),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Reset(reason) => write!(f, "stream reset: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl Body {
+    /// The next chunk; `Ok(None)` at the end of the body.
+    pub fn read(&mut self) -> Result<Option<Bytes>, BodyError> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.rx.recv() {
+            Ok(BodyChunk::Data(data)) => {
+                let n = data.len();
+                let key = self.key;
+                self.handle.with(|conn| conn.release_capacity(key, n));
+                Ok(Some(data))
+            }
+            Ok(BodyChunk::Trailers(fields)) => {
+                self.trailers = Some(fields);
+                self.done = true;
+                Ok(None)
+            }
+            Ok(BodyChunk::Reset(reason)) => {
+                self.done = true;
+                Err(BodyError::Reset(reason))
+            }
+            Err(_) => {
+                self.done = true;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads the whole body into one buffer.
+    pub fn read_all(&mut self) -> Result<Bytes, BodyError> {
+        let mut all = bytes::BytesMut::new();
+        while let Some(chunk) = self.read()? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all.freeze())
+    }
+
+    /// The request trailers, once the body has been read to its end.
+    pub fn trailers(&self) -> Option<&HeaderList> {
+        self.trailers.as_ref()
+    }
+}
+
+/// An HTTP/2 request.
+#[derive(Debug)]
+pub struct Request {
+    /// The validated head (method, scheme, authority, path, fields).
+    pub head: RequestHead,
+    /// The body.
+    pub body: Body,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// An HTTP/2 response.
+#[derive(Clone, Debug, Default)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Response header fields (no pseudo-headers).
+    pub headers: HeaderList,
+    /// The body.
+    pub body: Bytes,
+    /// Trailer fields, if any.
+    pub trailers: Option<HeaderList>,
+}
+
+impl Response {
+    /// A response with `status` and `body`.
+    pub fn new(status: u16, body: impl Into<Bytes>) -> Response {
+        Response {
+            status,
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Request handlers: any `Fn(Request) -> Response`.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request.
+    fn handle(&self, request: Request) -> Response;
+}
+
+impl<F: Fn(Request) -> Response + Send + Sync + 'static> Handler for F {
+    fn handle(&self, request: Request) -> Response {
+        self(request)
+    }
+}
+
+/// Where handlers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Execution {
+    /// A pool of this many worker threads (default: 4 × cores).
+    Workers(usize),
+    /// On the event-loop thread: only for handlers that never block.
+    Inline,
+}
+
+/// Server options.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Connection settings and limits.
+    pub conn: ConnConfig,
+    /// Runtime (event loops).
+    pub runtime: RuntimeConfig,
+    /// Listener options.
+    pub listener: ListenerConfig,
+    /// Where handlers run.
+    pub execution: Execution,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ServerConfig {
+            conn: ConnConfig::default(),
+            runtime: RuntimeConfig::default(),
+            listener: ListenerConfig::default(),
+            execution: Execution::Workers(4 * cores),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A running HTTP/2 server.
+///
+/// ```no_run
+/// use mio_grpc::http::{Response, Server, ServerConfig};
+/// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default(), |_req| {
+///     Response::new(200, "hello\n")
+/// })
+/// .unwrap();
+/// println!("listening on {}", server.local_addr());
+/// server.shutdown();
+/// ```
+pub struct Server {
+    runtime: Option<Runtime>,
+    listener: ListenerHandle,
+    jobs: Option<Sender<Job>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.listener.local_addr())
+            .finish()
+    }
+}
+
+struct HttpAcceptor {
+    handler: Arc<dyn Handler>,
+    jobs: Option<Sender<Job>>,
+    conn: ConnConfig,
+}
+
+impl Acceptor for HttpAcceptor {
+    fn conn_config(&self) -> ConnConfig {
+        self.conn.clone()
+    }
+
+    fn accept(&self, handle: ConnHandle) -> Box<dyn Session> {
+        Box::new(HttpSession {
+            handle,
+            handler: self.handler.clone(),
+            jobs: self.jobs.clone(),
+            bodies: std::collections::HashMap::new(),
+        })
+    }
+}
+
+/// One connection's request dispatch.
+struct HttpSession {
+    handle: ConnHandle,
+    handler: Arc<dyn Handler>,
+    jobs: Option<Sender<Job>>,
+    bodies: std::collections::HashMap<StreamKey, Sender<BodyChunk>>,
+}
+
+impl Session for HttpSession {
+    fn on_event(&mut self, conn: &mut Connection, event: ConnEvent) {
+        match event {
+            ConnEvent::Request {
+                id,
+                head,
+                end_stream,
+            } => self.on_request(conn, id, head, end_stream),
+            ConnEvent::Data {
+                key,
+                data,
+                end_stream,
+            } => {
+                let n = data.len();
+                match self.bodies.get(&key) {
+                    Some(tx) if tx.send(BodyChunk::Data(data)).is_ok() => {}
+                    // Nobody reads this body: let the bytes go.
+                    _ => conn.release_capacity(key, n),
+                }
+                if end_stream {
+                    self.bodies.remove(&key);
+                }
+            }
+            ConnEvent::Trailers { key, fields } => {
+                if let Some(tx) = self.bodies.remove(&key) {
+                    let _ = tx.send(BodyChunk::Trailers(fields));
+                }
+            }
+            ConnEvent::Reset { key, reason, .. } => {
+                if let Some(tx) = self.bodies.remove(&key) {
+                    let _ = tx.send(BodyChunk::Reset(reason));
+                }
+            }
+            ConnEvent::Closed { key } | ConnEvent::Dropped { key, .. } => {
+                self.bodies.remove(&key);
+            }
+            ConnEvent::ConnectionClosed { .. } => {
+                for (_, tx) in self.bodies.drain() {
+                    let _ = tx.send(BodyChunk::Reset(Reason::CANCEL));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl HttpSession {
+    fn on_request(
+        &mut self,
+        conn: &mut Connection,
+        id: StreamId,
+        head: RequestHead,
+        end_stream: bool,
+    ) {
+        let key = StreamKey::from(id);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        if !end_stream {
+            self.bodies.insert(key, tx);
+        }
+        let body = Body {
+            rx,
+            handle: self.handle.clone(),
+            key,
+            trailers: None,
+            done: end_stream,
+        };
+        let request = Request {
+            head,
+            body,
+            peer: self.handle.peer_addr(),
+        };
+        let handler = self.handler.clone();
+        match &self.jobs {
+            Some(jobs) => {
+                let handle = self.handle.clone();
+                let job: Job = Box::new(move || {
+                    let response = handler.handle(request);
+                    let _ = handle.send(response_items(key, response));
+                });
+                if jobs.send(job).is_err() {
+                    let _ = conn.buffer().put(Item::Reset {
+                        key,
+                        reason: Reason::REFUSED_STREAM,
+                    });
+                }
+            }
+            None => {
+                let response = handler.handle(request);
+                for item in response_items(key, response) {
+                    let _ = conn.buffer().put(item);
+                }
+            }
+        }
+    }
+}
+
+/// The items that send `response` on stream `key`.
+fn response_items(key: StreamKey, response: Response) -> Vec<Item> {
+    let mut fields = Vec::with_capacity(response.headers.len() + 1);
+    fields.push(HeaderField::new(":status", response.status.to_string()));
+    fields.extend(response.headers);
+    let has_body = !response.body.is_empty();
+    let has_trailers = response.trailers.is_some();
+    let mut items = vec![Item::Headers {
+        key,
+        fields,
+        end_stream: !has_body && !has_trailers,
+    }];
+    if has_body {
+        items.push(Item::Data {
+            key,
+            data: response.body,
+            end_stream: !has_trailers,
+        });
+    }
+    if let Some(trailers) = response.trailers {
+        items.push(Item::Headers {
+            key,
+            fields: trailers,
+            end_stream: true,
+        });
+    }
+    items
+}
+
+impl Server {
+    /// Starts serving `handler` on `addr`.
+    pub fn bind(
+        addr: SocketAddr,
+        config: ServerConfig,
+        handler: impl Handler,
+    ) -> io::Result<Server> {
+        let runtime = Runtime::new(config.runtime.clone())?;
+        let (jobs, workers) = match config.execution {
+            Execution::Inline => (None, Vec::new()),
+            Execution::Workers(n) => {
+                let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+                let workers = (0..n.max(1))
+                    .map(|i| {
+                        let rx = rx.clone();
+                        std::thread::Builder::new()
+                            .name(format!("mio-grpc-worker-{i}"))
+                            .spawn(move || {
+                                while let Ok(job) = rx.recv() {
+                                    job();
+                                }
+                            })
+                    })
+                    .collect::<io::Result<Vec<_>>>()?;
+                (Some(tx), workers)
+            }
+        };
+        let acceptor = Arc::new(HttpAcceptor {
+            handler: Arc::new(handler),
+            jobs: jobs.clone(),
+            conn: config.conn,
+        });
+        let listener = runtime.listen(addr, config.listener, acceptor)?;
+        Ok(Server {
+            runtime: Some(runtime),
+            listener,
+            jobs,
+            workers,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr()
+    }
+
+    /// Stops accepting, stops the loops (dropping connections) and the
+    /// workers.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.listener.close();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown();
+        }
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+
+    /// Waits a little for in-flight work (tests).
+    pub fn linger(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,403 @@
+//! One connection on the runtime: its socket, its sans-IO [`Connection`],
+//! its read buffer and output batch under one lock, and the [`ConnHandle`]
+//! through which any thread reaches it.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use loopy::{Batch, ControlBuffer, Item, PutError, Role, Wake};
+use mio::{Interest, Token};
+use parking_lot::Mutex;
+
+use super::event_loop::{next_token, Command, LoopShared};
+use super::Session;
+use crate::conn::{ConnConfig, ConnStats, Connection};
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+/// iovecs per `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Wakes a connection's loop when an application thread puts work for it.
+struct LoopWake {
+    token: Token,
+    shared: Weak<LoopShared>,
+}
+
+impl Wake for LoopWake {
+    fn wake(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.schedule(self.token);
+        }
+    }
+}
+
+/// What the loop needs to know after servicing a connection.
+pub(crate) struct Outcome {
+    pub(crate) finished: bool,
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// Everything of one connection that the lock protects.
+struct Core {
+    conn: Connection,
+    socket: mio::net::TcpStream,
+    session: Option<Box<dyn Session>>,
+    read_buf: BytesMut,
+    scratch: Box<[u8]>,
+    out: Batch,
+    interest: Interest,
+    /// Reading stopped before the socket was drained (flow or flood limit).
+    read_pending: bool,
+    /// The deadline the loop's timer heap holds.
+    deadline: Option<Instant>,
+    closed: bool,
+}
+
+/// The shared record of one connection.
+pub(crate) struct ConnShared {
+    pub(crate) token: Token,
+    core: Mutex<Core>,
+    buffer: Arc<ControlBuffer>,
+    shared: Arc<LoopShared>,
+    peer: SocketAddr,
+    closed: AtomicBool,
+}
+
+impl ConnShared {
+    /// The loop services the connection: reads if `readable`, runs it,
+    /// writes, and reports whether it is finished and when to call back.
+    pub(crate) fn service(
+        &self,
+        registry: &mio::Registry,
+        readable: bool,
+        _writable: bool,
+    ) -> Outcome {
+        let mut core = self.core.lock();
+        core.conn.count_wakeup();
+        core.drive(registry, self.token, readable, self.shared.write_budget);
+        self.outcome(&mut core, registry)
+    }
+
+    fn outcome(&self, core: &mut Core, registry: &mio::Registry) -> Outcome {
+        if core.closed || (core.conn.is_finished() && core.out.is_empty()) {
+            core.close(registry);
+            self.closed.store(true, Ordering::Release);
+            return Outcome {
+                finished: true,
+                deadline: None,
+            };
+        }
+        let next = core.conn.next_timeout();
+        let push = match (next, core.deadline) {
+            (Some(n), Some(d)) => n < d,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        core.deadline = next;
+        Outcome {
+            finished: false,
+            deadline: if push { next } else { None },
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.core.lock().deadline
+    }
+
+    pub(crate) fn timeout(&self, now: Instant) {
+        let mut core = self.core.lock();
+        core.deadline = None;
+        core.conn.handle_timeout(now);
+    }
+
+    /// The loop is stopping: drop the connection now.
+    pub(crate) fn abort(&self, registry: &mio::Registry) {
+        let mut core = self.core.lock();
+        core.conn
+            .handle_transport_closed("runtime shut down".into());
+        core.deliver();
+        core.close(registry);
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+impl Core {
+    fn drive(&mut self, registry: &mio::Registry, token: Token, readable: bool, budget: usize) {
+        let now = Instant::now();
+        if readable || self.read_pending {
+            self.read(now);
+        }
+        // Events, then output; output may lift a read throttle, so go again.
+        for _ in 0..4 {
+            self.deliver();
+            self.flush(now, budget);
+            self.deliver();
+            if self.read_pending && self.conn.wants_read() && !self.closed {
+                self.read(now);
+            } else {
+                break;
+            }
+        }
+        self.update_interest(registry, token);
+    }
+
+    fn read(&mut self, now: Instant) {
+        self.read_pending = false;
+        // Bytes left by an earlier throttle go first.
+        if !self.read_buf.is_empty() {
+            self.conn.handle_read(&mut self.read_buf, now);
+        }
+        loop {
+            if !self.conn.wants_read() {
+                self.read_pending = true;
+                return;
+            }
+            match self.socket.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.conn.count_read_syscall();
+                    self.conn
+                        .handle_transport_closed("connection closed by peer".into());
+                    return;
+                }
+                Ok(n) => {
+                    self.conn.count_read_syscall();
+                    self.read_buf
+                        .extend_from_slice(self.scratch.get(..n).unwrap_or_default());
+                    self.conn.handle_read(&mut self.read_buf, now);
+                    if n < self.scratch.len() {
+                        // A short read: the receive queue is empty (Linux).
+                        return;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.conn.count_read_syscall();
+                    return;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.conn.count_read_syscall();
+                    self.conn.handle_transport_closed(err.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes until everything is out or the socket is full. Returns true
+    /// if the socket is full.
+    fn flush(&mut self, now: Instant, budget: usize) -> bool {
+        loop {
+            if self.out.is_empty() {
+                self.conn.poll_transmit(&mut self.out, budget, now);
+                if self.out.is_empty() {
+                    return false;
+                }
+            }
+            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+            let count = self.out.fill_io_slices(&mut iov);
+            let result = self
+                .socket
+                .write_vectored(iov.get(..count).unwrap_or_default());
+            self.conn.count_write_syscall();
+            match result {
+                Ok(0) => {
+                    self.conn.handle_transport_closed("write returned 0".into());
+                    self.out.clear();
+                    return false;
+                }
+                Ok(n) => self.out.advance(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.conn.handle_transport_closed(err.to_string());
+                    self.out.clear();
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self) {
+        while let Some(event) = self.conn.poll_event() {
+            if let Some(session) = self.session.as_mut() {
+                session.on_event(&mut self.conn, event);
+            }
+        }
+    }
+
+    fn update_interest(&mut self, registry: &mio::Registry, token: Token) {
+        if self.closed {
+            return;
+        }
+        let interest = if self.out.is_empty() {
+            Interest::READABLE
+        } else {
+            Interest::READABLE | Interest::WRITABLE
+        };
+        if interest != self.interest {
+            self.interest = interest;
+            let _ = registry.reregister(&mut self.socket, token, interest);
+        }
+    }
+
+    fn close(&mut self, registry: &mio::Registry) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let _ = registry.deregister(&mut self.socket);
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        self.conn.handle_transport_closed("closed".into());
+        self.conn.abandon();
+        self.deliver();
+        self.session = None;
+    }
+}
+
+/// Registers a connected socket with `shared`'s loop and hands it over.
+pub(crate) fn adopt(
+    shared: &Arc<LoopShared>,
+    mut socket: mio::net::TcpStream,
+    peer: SocketAddr,
+    role: Role,
+    config: ConnConfig,
+    session: impl FnOnce(ConnHandle) -> Box<dyn Session>,
+) -> io::Result<ConnHandle> {
+    let _ = socket.set_nodelay(true);
+    let token = next_token();
+    let now = Instant::now();
+    let waker = Arc::new(LoopWake {
+        token,
+        shared: Arc::downgrade(shared),
+    });
+    let seed = (token.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(peer.port());
+    let conn = Connection::new(role, config, waker, now, seed);
+    let buffer = conn.buffer().clone();
+    shared
+        .registry
+        .register(&mut socket, token, Interest::READABLE)?;
+    let core = Core {
+        conn,
+        socket,
+        session: None,
+        read_buf: BytesMut::with_capacity(READ_CHUNK),
+        scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+        out: Batch::new(),
+        interest: Interest::READABLE,
+        read_pending: false,
+        deadline: None,
+        closed: false,
+    };
+    let conn_shared = Arc::new(ConnShared {
+        token,
+        core: Mutex::new(core),
+        buffer,
+        shared: shared.clone(),
+        peer,
+        closed: AtomicBool::new(false),
+    });
+    let handle = ConnHandle(conn_shared.clone());
+    let session = session(handle.clone());
+    conn_shared.core.lock().session = Some(session);
+    shared.command(Command::Adopt(conn_shared));
+    Ok(handle)
+}
+
+/// A connection on the runtime, reachable from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct ConnHandle(Arc<ConnShared>);
+
+impl std::fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnHandle")
+            .field("peer", &self.0.peer)
+            .field("loop", &self.0.shared.index)
+            .finish()
+    }
+}
+
+impl ConnHandle {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.0.peer
+    }
+
+    /// The connection's control buffer.
+    pub fn buffer(&self) -> &Arc<ControlBuffer> {
+        &self.0.buffer
+    }
+
+    /// True once the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.closed.load(Ordering::Acquire)
+    }
+
+    /// Sends `items`. When the connection's lock is free, this thread runs
+    /// the writer and writes to the socket itself (no loop wake-up);
+    /// otherwise the items are queued for whoever holds it.
+    pub fn send(&self, items: impl IntoIterator<Item = Item>) -> Result<(), PutError> {
+        let shared = &self.0;
+        let Some(mut core) = shared.core.try_lock() else {
+            for item in items {
+                shared.buffer.put(item)?;
+            }
+            return Ok(());
+        };
+        for item in items {
+            shared.buffer.put_quiet(item)?;
+        }
+        self.direct(&mut core);
+        Ok(())
+    }
+
+    /// Runs `f` on the locked connection (e.g. to release receive
+    /// capacity), then writes what it produced.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+        let mut core = self.0.core.lock();
+        let result = f(&mut core.conn);
+        self.direct(&mut core);
+        result
+    }
+
+    fn direct(&self, core: &mut Core) {
+        if core.closed {
+            return;
+        }
+        let before = core.conn.next_timeout();
+        let blocked = core.flush(Instant::now(), self.0.shared.write_budget);
+        core.deliver();
+        let after = core.conn.next_timeout();
+        let timer_moved = match (after, before) {
+            (Some(a), Some(b)) => a < b,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if blocked || timer_moved || core.conn.is_finished() || core.read_pending {
+            // The loop must register interest in writability, re-arm its
+            // timer, close the socket or resume reading.
+            self.0.shared.schedule(self.0.token);
+        }
+    }
+
+    /// The connection's counters.
+    pub fn stats(&self) -> ConnStats {
+        self.0.core.lock().conn.stats()
+    }
+
+    /// Graceful shutdown (GOAWAY, drain).
+    pub fn shutdown(&self) {
+        self.with(|conn| conn.shutdown(Instant::now()));
+        self.0.shared.schedule(self.0.token);
+    }
+
+    /// Closes the connection now (GOAWAY with `reason`).
+    pub fn close(&self, reason: framer::Reason, detail: &str) {
+        self.with(|conn| conn.close(reason, detail));
+        self.0.shared.schedule(self.0.token);
+    }
+}

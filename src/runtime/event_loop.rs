@@ -1,0 +1,238 @@
+//! One event-loop thread: a `mio::Poll`, a `Waker`, a timer heap, the
+//! connections pinned to it and the listeners it accepts on.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token, Waker};
+use parking_lot::Mutex;
+
+use super::driver::ConnShared;
+use super::listener::ListenerState;
+
+/// The waker's token; connections and listeners get the others.
+pub(crate) const WAKER: Token = Token(usize::MAX);
+
+/// Tokens are unique across all loops.
+static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
+
+pub(crate) fn next_token() -> Token {
+    Token(NEXT_TOKEN.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Work handed to a loop by other threads.
+pub(crate) enum Command {
+    /// Take over a connection (its socket is registered already).
+    Adopt(Arc<ConnShared>),
+    /// Accept on a listener.
+    Listen(Box<ListenerState>),
+    /// Stop accepting on a listener.
+    Unlisten(Token),
+    /// Stop the loop.
+    Shutdown,
+}
+
+/// The part of a loop other threads reach.
+pub(crate) struct LoopShared {
+    pub(crate) index: usize,
+    waker: Waker,
+    pub(crate) registry: mio::Registry,
+    commands: Mutex<Vec<Command>>,
+    /// Connections that have work put by other threads.
+    ready: Mutex<Vec<Token>>,
+    peers: OnceLock<Arc<Vec<Arc<LoopShared>>>>,
+    next_peer: AtomicUsize,
+    pub(crate) write_budget: usize,
+}
+
+impl LoopShared {
+    pub(crate) fn command(&self, command: Command) {
+        self.commands.lock().push(command);
+        let _ = self.waker.wake();
+    }
+
+    /// Marks a connection as needing service and wakes the loop.
+    pub(crate) fn schedule(&self, token: Token) {
+        let first = {
+            let mut ready = self.ready.lock();
+            ready.push(token);
+            ready.len() == 1
+        };
+        if first {
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub(crate) fn set_peers(&self, peers: Arc<Vec<Arc<LoopShared>>>) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// The loop the next accepted connection goes to (round robin).
+    pub(crate) fn next_peer(self: &Arc<Self>) -> Arc<LoopShared> {
+        match self.peers.get() {
+            Some(peers) if !peers.is_empty() => {
+                let i = self.next_peer.fetch_add(1, Ordering::Relaxed) % peers.len();
+                peers.get(i).cloned().unwrap_or_else(|| self.clone())
+            }
+            _ => self.clone(),
+        }
+    }
+}
+
+/// The loop's own state, owned by its thread.
+pub(crate) struct EventLoop {
+    shared: Arc<LoopShared>,
+    poll: Poll,
+    conns: HashMap<Token, Arc<ConnShared>>,
+    listeners: HashMap<Token, Box<ListenerState>>,
+    timers: BinaryHeap<Reverse<(Instant, Token)>>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        index: usize,
+        write_budget: usize,
+    ) -> io::Result<(Arc<LoopShared>, EventLoop)> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let shared = Arc::new(LoopShared {
+            index,
+            waker,
+            registry: poll.registry().try_clone()?,
+            commands: Mutex::new(Vec::new()),
+            ready: Mutex::new(Vec::new()),
+            peers: OnceLock::new(),
+            next_peer: AtomicUsize::new(index),
+            write_budget,
+        });
+        let event_loop = EventLoop {
+            shared: shared.clone(),
+            poll,
+            conns: HashMap::new(),
+            listeners: HashMap::new(),
+            timers: BinaryHeap::new(),
+        };
+        Ok((shared, event_loop))
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self
+                .timers
+                .peek()
+                .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return;
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    token if self.listeners.contains_key(&token) => self.accept(token),
+                    token => {
+                        if let Some(conn) = self.conns.get(&token).cloned() {
+                            self.service(
+                                &conn,
+                                event.is_readable() || event.is_read_closed(),
+                                event.is_writable(),
+                            );
+                        }
+                    }
+                }
+            }
+            if !self.run_commands() {
+                return;
+            }
+            let ready = std::mem::take(&mut *self.shared.ready.lock());
+            for token in ready {
+                if let Some(conn) = self.conns.get(&token).cloned() {
+                    self.service(&conn, false, false);
+                }
+            }
+            self.run_timers();
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn run_commands(&mut self) -> bool {
+        let commands = std::mem::take(&mut *self.shared.commands.lock());
+        for command in commands {
+            match command {
+                Command::Adopt(conn) => {
+                    self.conns.insert(conn.token, conn.clone());
+                    self.service(&conn, true, true);
+                }
+                Command::Listen(listener) => {
+                    let token = listener.token;
+                    self.listeners.insert(token, listener);
+                    // Connections may be waiting already: no edge for them.
+                    self.accept(token);
+                }
+                Command::Unlisten(token) => {
+                    if let Some(mut listener) = self.listeners.remove(&token) {
+                        listener.deregister(&self.shared.registry);
+                    }
+                }
+                Command::Shutdown => {
+                    for conn in self.conns.values() {
+                        conn.abort(&self.shared.registry);
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn service(&mut self, conn: &Arc<ConnShared>, readable: bool, writable: bool) {
+        let outcome = conn.service(&self.shared.registry, readable, writable);
+        if outcome.finished {
+            self.conns.remove(&conn.token);
+        } else if let Some(at) = outcome.deadline {
+            self.timers.push(Reverse((at, conn.token)));
+        }
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, token))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(conn) = self.conns.get(&token).cloned() {
+                if conn.deadline().is_some_and(|d| d <= now) {
+                    conn.timeout(now);
+                    self.service(&conn, false, false);
+                }
+            } else if let Some(listener) = self.listeners.get_mut(&token) {
+                listener.resume(&self.shared.registry);
+                self.accept(token);
+            }
+        }
+    }
+
+    fn accept(&mut self, token: Token) {
+        let Some(listener) = self.listeners.get_mut(&token) else {
+            return;
+        };
+        let pause = listener.accept_all(&self.shared);
+        if let Some(pause) = pause {
+            self.timers.push(Reverse((Instant::now() + pause, token)));
+        }
+    }
+}
+
+/// Accept backoff: 5 ms doubling to 1 s (grpc-go's).
+pub(crate) fn next_backoff(previous: Option<Duration>) -> Duration {
+    match previous {
+        None => Duration::from_millis(5),
+        Some(d) => (d * 2).min(Duration::from_secs(1)),
+    }
+}

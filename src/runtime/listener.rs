@@ -1,0 +1,181 @@
+//! Listening sockets (socket2: backlog, SO_REUSEADDR, optional
+//! SO_REUSEPORT with one listener per loop, TCP_NODELAY on accepted
+//! sockets) and accepting with backoff on temporary errors (5 ms doubling
+//! to 1 s).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::{Interest, Token};
+
+use super::event_loop::{next_backoff, next_token, Command, LoopShared};
+use super::{driver, Acceptor};
+
+/// Listener options.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    /// The listen backlog. Default 1024.
+    pub backlog: i32,
+    /// SO_REUSEADDR. Default true.
+    pub reuse_address: bool,
+    /// One SO_REUSEPORT listener per loop, so the kernel spreads
+    /// connections. Default false (one listener, round-robin hand-off).
+    pub reuse_port: bool,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            backlog: 1024,
+            reuse_address: true,
+            reuse_port: false,
+        }
+    }
+}
+
+/// A listener accepting on one loop.
+pub(crate) struct ListenerState {
+    pub(crate) token: Token,
+    socket: mio::net::TcpListener,
+    acceptor: Arc<dyn Acceptor>,
+    backoff: Option<Duration>,
+    paused: bool,
+}
+
+impl ListenerState {
+    /// Accepts until `WouldBlock`. Returns a pause if a temporary error
+    /// (out of file descriptors, memory) stopped it.
+    pub(crate) fn accept_all(&mut self, shared: &Arc<LoopShared>) -> Option<Duration> {
+        if self.paused {
+            return None;
+        }
+        loop {
+            match self.socket.accept() {
+                Ok((stream, peer)) => {
+                    self.backoff = None;
+                    let target = shared.next_peer();
+                    let config = self.acceptor.conn_config();
+                    let acceptor = self.acceptor.clone();
+                    let _ = driver::adopt(
+                        &target,
+                        stream,
+                        peer,
+                        loopy::Role::Server,
+                        config,
+                        move |handle| acceptor.accept(handle),
+                    );
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(err) if is_connection_error(&err) => continue,
+                Err(_) => {
+                    let pause = next_backoff(self.backoff);
+                    self.backoff = Some(pause);
+                    self.paused = true;
+                    return Some(pause);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn resume(&mut self, _registry: &mio::Registry) {
+        self.paused = false;
+    }
+
+    pub(crate) fn deregister(&mut self, registry: &mio::Registry) {
+        let _ = registry.deregister(&mut self.socket);
+    }
+}
+
+/// Errors about one incoming connection, not the listener.
+fn is_connection_error(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// A running listener.
+#[derive(Debug)]
+pub struct ListenerHandle {
+    addr: SocketAddr,
+    tokens: Vec<(Token, Arc<LoopShared>)>,
+}
+
+impl std::fmt::Debug for LoopShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopShared")
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl ListenerHandle {
+    /// The bound address (with the port the OS chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting (connections already accepted go on).
+    pub fn close(&self) {
+        for (token, shared) in &self.tokens {
+            shared.command(Command::Unlisten(*token));
+        }
+    }
+}
+
+fn bind(addr: SocketAddr, config: &ListenerConfig) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(config.reuse_address)?;
+    if config.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(config.backlog)?;
+    Ok(socket.into())
+}
+
+pub(crate) fn listen(
+    loops: &[Arc<LoopShared>],
+    addr: SocketAddr,
+    config: ListenerConfig,
+    acceptor: Arc<dyn Acceptor>,
+) -> io::Result<ListenerHandle> {
+    let first = bind(addr, &config)?;
+    let local = first.local_addr()?;
+    let mut sockets = vec![first];
+    if config.reuse_port {
+        for _ in 1..loops.len() {
+            sockets.push(bind(local, &config)?);
+        }
+    }
+    let mut tokens = Vec::new();
+    for (socket, shared) in sockets.into_iter().zip(loops.iter()) {
+        let token = next_token();
+        let mut socket = mio::net::TcpListener::from_std(socket);
+        shared
+            .registry
+            .register(&mut socket, token, Interest::READABLE)?;
+        let state = ListenerState {
+            token,
+            socket,
+            acceptor: acceptor.clone(),
+            backoff: None,
+            paused: false,
+        };
+        shared.command(Command::Listen(Box::new(state)));
+        tokens.push((token, shared.clone()));
+    }
+    Ok(ListenerHandle {
+        addr: local,
+        tokens,
+    })
+}

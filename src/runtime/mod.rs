@@ -1,0 +1,177 @@
+//! The runtime: the only code that touches mio and sockets.
+//!
+//! N event-loop threads (default: the available cores), each a
+//! `mio::Poll` with a `Waker` and a timer heap; every connection is pinned
+//! to one loop. A connection lives in a [`ConnHandle`]: its sans-IO
+//! [`Connection`], its socket and its output batch under one lock. The loop
+//! takes the lock to read, run the connection and write; an application
+//! thread that sends takes it too when it is free and writes its own
+//! output directly (the low-latency path: no hop through the loop thread,
+//! no wake-up), and otherwise leaves the items to the loop.
+//!
+//! Reads go until `WouldBlock` or a short read (on Linux a short read means
+//! the receive queue was empty, so edge-triggered polling loses nothing and
+//! a syscall is saved); writes go until the batch is empty or `WouldBlock`;
+//! interest is derived from the connection's state and re-registered only
+//! when it changes.
+
+mod driver;
+mod event_loop;
+mod listener;
+
+pub use driver::ConnHandle;
+pub use listener::{ListenerConfig, ListenerHandle};
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::conn::{ConnConfig, ConnEvent, Connection};
+use event_loop::{Command, LoopShared};
+
+/// Application logic for one connection. Its callbacks run with the
+/// connection locked, on the loop thread or on an application thread that
+/// is writing directly; they must not block.
+pub trait Session: Send {
+    /// One event from the connection, in order.
+    fn on_event(&mut self, conn: &mut Connection, event: ConnEvent);
+}
+
+/// Makes the session of each accepted connection.
+pub trait Acceptor: Send + Sync {
+    /// The configuration of accepted connections.
+    fn conn_config(&self) -> ConnConfig;
+    /// A session for a new connection; `handle` reaches it from any thread.
+    fn accept(&self, handle: ConnHandle) -> Box<dyn Session>;
+}
+
+/// Runtime options.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Event-loop threads. Default: the available cores.
+    pub event_loops: usize,
+    /// Bytes the writer puts into one batch (one vectored write).
+    pub write_budget: usize,
+    /// Name prefix of the loop threads.
+    pub thread_name: String,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            event_loops: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            write_budget: 256 * 1024,
+            thread_name: "mio-grpc-loop".into(),
+        }
+    }
+}
+
+/// A set of running event loops.
+///
+/// ```no_run
+/// use mio_grpc::runtime::{Runtime, RuntimeConfig};
+/// let runtime = Runtime::new(RuntimeConfig { event_loops: 2, ..Default::default() }).unwrap();
+/// runtime.shutdown();
+/// ```
+pub struct Runtime {
+    loops: Vec<Arc<LoopShared>>,
+    threads: Vec<JoinHandle<()>>,
+    next_loop: AtomicUsize,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("loops", &self.loops.len())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Starts `config.event_loops` loop threads.
+    pub fn new(config: RuntimeConfig) -> io::Result<Runtime> {
+        let count = config.event_loops.max(1);
+        let mut loops = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count {
+            let (shared, event_loop) = event_loop::EventLoop::new(index, config.write_budget)?;
+            let name = format!("{}-{index}", config.thread_name);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || event_loop.run())?,
+            );
+            loops.push(shared);
+        }
+        let all: Arc<Vec<Arc<LoopShared>>> = Arc::new(loops.clone());
+        for shared in &loops {
+            shared.set_peers(all.clone());
+        }
+        Ok(Runtime {
+            loops,
+            threads,
+            next_loop: AtomicUsize::new(0),
+        })
+    }
+
+    fn pick_loop(&self) -> &Arc<LoopShared> {
+        let i = self.next_loop.fetch_add(1, Ordering::Relaxed) % self.loops.len();
+        &self.loops[i % self.loops.len()]
+    }
+
+    /// Listens on `addr`; accepted connections are spread over the loops
+    /// and get their sessions from `acceptor`.
+    pub fn listen(
+        &self,
+        addr: SocketAddr,
+        config: ListenerConfig,
+        acceptor: Arc<dyn Acceptor>,
+    ) -> io::Result<ListenerHandle> {
+        listener::listen(&self.loops, addr, config, acceptor)
+    }
+
+    /// Connects to `addr` (blocking up to `timeout`) and runs a client
+    /// connection on one of the loops with `session`.
+    pub fn connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+        config: ConnConfig,
+        session: impl FnOnce(ConnHandle) -> Box<dyn Session>,
+    ) -> io::Result<ConnHandle> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_tcp_nodelay(true)?;
+        socket.connect_timeout(&addr.into(), timeout)?;
+        socket.set_nonblocking(true)?;
+        let stream = mio::net::TcpStream::from_std(socket.into());
+        let shared = self.pick_loop();
+        driver::adopt(shared, stream, addr, loopy::Role::Client, config, session)
+    }
+
+    /// Stops every loop (their connections are dropped) and joins the threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for shared in &self.loops {
+            shared.command(Command::Shutdown);
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
