@@ -204,7 +204,10 @@ impl fmt::Display for Violation {
                 write!(f, "SETTINGS_ENABLE_PUSH {value}, must be 0 or 1")
             }
             Violation::InvalidEnableConnectProtocol { value } => {
-                write!(f, "SETTINGS_ENABLE_CONNECT_PROTOCOL {value}, must be 0 or 1")
+                write!(
+                    f,
+                    "SETTINGS_ENABLE_CONNECT_PROTOCOL {value}, must be 0 or 1"
+                )
             }
             Violation::InvalidInitialWindowSize { value } => {
                 write!(f, "SETTINGS_INITIAL_WINDOW_SIZE {value} above 2^31-1")

@@ -415,7 +415,10 @@ fn sec6_5_2_enable_push_above_1_is_protocol_error() {
 fn rfc8441_enable_connect_protocol_above_1_is_protocol_error() {
     assert_eq!(
         expect_err(raw(SETTINGS, 0, 0, &[0, 8, 0, 0, 0, 2])),
-        conn(Reason::PROTOCOL_ERROR, Violation::InvalidEnableConnectProtocol { value: 2 })
+        conn(
+            Reason::PROTOCOL_ERROR,
+            Violation::InvalidEnableConnectProtocol { value: 2 }
+        )
     );
 }
 
