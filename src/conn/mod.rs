@@ -609,6 +609,10 @@ impl Connection {
                 let settings = Settings::new().with(SettingId::INITIAL_WINDOW_SIZE, window);
                 self.settings_pending.push_back(settings.clone());
                 self.put(Item::Settings(settings));
+                if self.timers.get(Timer::SettingsAck).is_none() {
+                    let at = self.last_read + self.config.settings_timeout;
+                    self.timers.set(Timer::SettingsAck, at);
+                }
             }
         }
     }
@@ -643,6 +647,11 @@ impl Connection {
                     return; // already reported when the record went
                 }
                 if let Some(id) = record {
+                    if let DropCause::Reset(_) | DropCause::FlowControl = cause {
+                        // We sent RST_STREAM: the peer's frames in flight
+                        // are ignored, not answered (§5.1 closed).
+                        self.remember_reset(id);
+                    }
                     self.remove_stream(id, now);
                 }
                 if let DropCause::Reset(_) | DropCause::FlowControl = cause {

@@ -230,7 +230,10 @@ impl Connection {
     fn on_request(&mut self, id: StreamId, fields: HeaderList, end_stream: bool) {
         self.max_peer_stream = id;
         if self.goaway_sent.is_some_and(|last| id > last) {
-            return; // §6.8: streams opened after our GOAWAY are ignored
+            // §6.8: streams opened after our GOAWAY are ignored, and so are
+            // their later frames.
+            self.remember_reset(id);
+            return;
         }
         if self.peer_streams >= self.config.max_concurrent_streams {
             // §5.1.2: REFUSED_STREAM, which tells the client it may retry.

@@ -53,6 +53,7 @@ use framer::Reason;
 /// which. Variants that carry `Bytes` carry a field *name*, never a value
 /// (values may be credentials).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Malformed {
     /// A field with an empty name (RFC 9113 §8.2.1; a name is an RFC 9110
     /// §5.1 token).
@@ -110,6 +111,13 @@ pub enum Malformed {
     /// `:status` is not three digits from 100 to 999 (RFC 9113 §8.3.2,
     /// RFC 9110 §15).
     InvalidStatus,
+    /// An interim (1xx) response head with END_STREAM (RFC 9113 §8.1).
+    /// Not produced here: the connection sees the flag and reports it.
+    InterimEndsStream,
+    /// A HEADERS frame after the head that is not trailers, i.e. lacks
+    /// END_STREAM (RFC 9113 §8.1). Not produced here: the connection sees
+    /// the flag and reports it.
+    HeadersWithoutEndStream,
     /// DATA went past the declared `content-length` (RFC 9113 §8.1.1).
     DataExceedsContentLength {
         /// The declared length.
@@ -149,7 +157,7 @@ impl Malformed {
             | UnknownPseudo(_)
             | RequestPseudoInResponse(_)
             | ResponsePseudoInRequest(_) => "RFC 9113 §8.3",
-            PseudoInTrailers(_) => "RFC 9113 §8.1",
+            PseudoInTrailers(_) | InterimEndsStream | HeadersWithoutEndStream => "RFC 9113 §8.1",
             DuplicatePseudo(STATUS) | MissingPseudo(STATUS) | InvalidStatus => "RFC 9113 §8.3.2",
             MissingPseudo(AUTHORITY) | ConnectWithSchemeOrPath(_) => "RFC 9113 §8.5",
             DuplicatePseudo(_)
@@ -193,6 +201,8 @@ impl fmt::Display for Malformed {
             ProtocolWithoutConnect => (":protocol without CONNECT", b""),
             InvalidContentLength => ("invalid content-length", b""),
             InvalidStatus => (":status is not three digits from 100 to 999", b""),
+            InterimEndsStream => ("1xx response with END_STREAM", b""),
+            HeadersWithoutEndStream => ("HEADERS after the head without END_STREAM", b""),
             DataExceedsContentLength { declared, received }
             | DataShortOfContentLength { declared, received } => {
                 return write!(
@@ -333,7 +343,8 @@ pub fn validate_request(mut fields: HeaderList) -> Result<RequestHead, Malformed
 }
 
 /// Validates a response's header section (RFC 9113 §8.2, §8.3.2) and takes
-/// out `:status`. Interim (1xx) responses pass; the caller decides.
+/// out `:status`. Interim (1xx) responses pass; the caller decides (and
+/// reports [`Malformed::InterimEndsStream`] if one carries END_STREAM).
 ///
 /// # Errors
 /// The first rule the section breaks, as a [`Malformed`].
@@ -640,6 +651,7 @@ fn is_tchar(b: u8) -> bool {
 /// Whether every byte of `s` is a name byte: a branch-free loop, as names
 /// are almost always valid.
 fn all_name_bytes(s: &[u8]) -> bool {
+    // `&`, not `&&`: no branch per byte.
     s.iter().fold(true, |ok, &b| ok & is_name_byte(b))
 }
 

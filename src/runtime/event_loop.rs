@@ -207,9 +207,14 @@ impl EventLoop {
             }
             self.timers.pop();
             if let Some(conn) = self.conns.get(&token).cloned() {
-                if conn.deadline().is_some_and(|d| d <= now) {
-                    conn.timeout(now);
-                    self.service(&conn, false, false);
+                match conn.deadline() {
+                    Some(deadline) if deadline <= now => {
+                        conn.timeout(now);
+                        self.service(&conn, false, false);
+                    }
+                    // The deadline moved later since this entry was pushed.
+                    Some(deadline) => self.timers.push(Reverse((deadline, token))),
+                    None => {}
                 }
             } else if let Some(listener) = self.listeners.get_mut(&token) {
                 listener.resume(&self.shared.registry);
