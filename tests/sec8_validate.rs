@@ -734,6 +734,12 @@ fn sec8_1_1_malformed_is_stream_protocol_error_and_says_why() {
     let text = err.to_string();
     assert!(text.contains("x\\nname"), "{text}");
     assert!(!text.contains("secret"), "{text}");
+    // Reported by the connection (it sees END_STREAM), named here.
+    assert_eq!(Malformed::InterimEndsStream.rfc(), "RFC 9113 §8.1");
+    assert_eq!(
+        Malformed::HeadersWithoutEndStream.reason(),
+        Reason::PROTOCOL_ERROR
+    );
     let err: Box<dyn std::error::Error> = Box::new(Malformed::EmptyPath);
     assert!(err.to_string().contains(":path"));
 }
