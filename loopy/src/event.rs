@@ -86,6 +86,8 @@ pub enum Event {
 pub struct WriterStats {
     /// Frames written, by type octet (0..=9; unknown types are not written).
     pub frames_by_type: [u64; 10],
+    /// Bytes written, by frame type octet (headers included).
+    pub bytes_by_type: [u64; 10],
     /// All bytes put into batches.
     pub bytes: u64,
     /// DATA payload bytes.

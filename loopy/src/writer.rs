@@ -654,6 +654,7 @@ impl Writer {
         };
         let Some(id) = stream.id else { return };
         let mut frame_kind = 0u8;
+        let mut frame_bytes = 0usize;
         let mut ended = false;
         match stream.queue.front_mut() {
             None => {}
@@ -668,6 +669,7 @@ impl Writer {
                     self.encoder.encode(&Frame::Headers(headers), tail);
                     let added = tail.len() - before;
                     batch.grew(added);
+                    frame_bytes = added;
                 }
             }
             Some(Chunk::Data { data, end_stream }) => {
@@ -693,6 +695,7 @@ impl Writer {
                 frame.head().encode(batch.tail_mut());
                 batch.grew(framer::HEAD_LEN);
                 batch.put_bytes(frame.payload);
+                frame_bytes = framer::HEAD_LEN + n_usize;
                 stream.window -= n;
                 self.conn_window -= n;
                 stream.queued_bytes = stream.queued_bytes.saturating_sub(n_usize);
@@ -708,6 +711,9 @@ impl Writer {
         }
         if let Some(slot) = self.stats.frames_by_type.get_mut(usize::from(frame_kind)) {
             *slot += 1;
+        }
+        if let Some(slot) = self.stats.bytes_by_type.get_mut(usize::from(frame_kind)) {
+            *slot += frame_bytes as u64;
         }
         if ended {
             stream.end_sent = true;

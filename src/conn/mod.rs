@@ -293,6 +293,13 @@ impl Connection {
         for (out, n) in stats.frames_out.iter_mut().zip(w.frames_by_type.iter()) {
             *out = *n;
         }
+        for (out, n) in stats
+            .bytes_out_by_type
+            .iter_mut()
+            .zip(w.bytes_by_type.iter())
+        {
+            *out = *n;
+        }
         if let Some(settings) = stats.frames_out.get_mut(4) {
             *settings += u64::from(self.stats.initial_settings_sent);
         }

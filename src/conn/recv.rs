@@ -39,8 +39,15 @@ impl Connection {
             }
         }
         while self.wants_read() {
+            let before = buf.len();
             match self.decoder.decode(buf) {
-                Ok(Some(frame)) => self.on_frame(frame, now),
+                Ok(Some(frame)) => {
+                    let kind = usize::from(frame.kind().to_u8()).min(10);
+                    if let Some(bytes) = self.stats.bytes_in_by_type.get_mut(kind) {
+                        *bytes += (before - buf.len()) as u64;
+                    }
+                    self.on_frame(frame, now)
+                }
                 Ok(None) => return,
                 Err(err) => self.frame_error(err, now),
             }

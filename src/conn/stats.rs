@@ -6,10 +6,15 @@
 pub struct ConnStats {
     /// Frames received, by type.
     pub frames_in: [u64; 11],
+    /// Bytes received, by frame type (a HEADERS counts its CONTINUATIONs).
+    pub bytes_in_by_type: [u64; 11],
     /// Bytes received (everything read, preface included).
     pub bytes_in: u64,
     /// Frames sent, by type.
     pub frames_out: [u64; 11],
+    /// Bytes sent, by frame type (our first SETTINGS and the client
+    /// preface are counted in `bytes_out` only).
+    pub bytes_out_by_type: [u64; 11],
     /// Bytes handed to the transport.
     pub bytes_out: u64,
     /// Batches produced by the writer (each is one vectored write).
