@@ -17,8 +17,8 @@ use super::event_loop::{next_token, Command, LoopShared};
 use super::Session;
 use crate::conn::{ConnConfig, ConnStats, Connection};
 
-/// Bytes read per `read` call.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read per `read` call (the size of each loop's read scratch).
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 /// iovecs per `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -48,7 +48,6 @@ struct Core {
     socket: mio::net::TcpStream,
     session: Option<Box<dyn Session>>,
     read_buf: BytesMut,
-    scratch: Box<[u8]>,
     out: Batch,
     interest: Interest,
     /// Reading stopped before the socket was drained (flow or flood limit).
@@ -71,15 +70,22 @@ pub(crate) struct ConnShared {
 impl ConnShared {
     /// The loop services the connection: reads if `readable`, runs it,
     /// writes, and reports whether it is finished and when to call back.
+    /// `scratch` is the loop's read buffer (only loop threads read).
     pub(crate) fn service(
         &self,
         registry: &mio::Registry,
+        scratch: &mut [u8],
         readable: bool,
-        _writable: bool,
     ) -> Outcome {
         let mut core = self.core.lock();
         core.conn.count_wakeup();
-        core.drive(registry, self.token, readable, self.shared.write_budget);
+        core.drive(
+            registry,
+            scratch,
+            self.token,
+            readable,
+            self.shared.write_budget,
+        );
         self.outcome(&mut core, registry)
     }
 
@@ -127,10 +133,17 @@ impl ConnShared {
 }
 
 impl Core {
-    fn drive(&mut self, registry: &mio::Registry, token: Token, readable: bool, budget: usize) {
+    fn drive(
+        &mut self,
+        registry: &mio::Registry,
+        scratch: &mut [u8],
+        token: Token,
+        readable: bool,
+        budget: usize,
+    ) {
         let now = Instant::now();
         if readable || self.read_pending {
-            self.read(now);
+            self.read(scratch, now);
         }
         // Events, then output; output may lift a read throttle, so go again.
         for _ in 0..4 {
@@ -138,7 +151,7 @@ impl Core {
             self.flush(now, budget);
             self.deliver();
             if self.read_pending && self.conn.wants_read() && !self.closed {
-                self.read(now);
+                self.read(scratch, now);
             } else {
                 break;
             }
@@ -146,7 +159,7 @@ impl Core {
         self.update_interest(registry, token);
     }
 
-    fn read(&mut self, now: Instant) {
+    fn read(&mut self, scratch: &mut [u8], now: Instant) {
         self.read_pending = false;
         // Bytes left by an earlier throttle go first.
         if !self.read_buf.is_empty() {
@@ -157,7 +170,7 @@ impl Core {
                 self.read_pending = true;
                 return;
             }
-            match self.socket.read(&mut self.scratch) {
+            match self.socket.read(scratch) {
                 Ok(0) => {
                     self.conn.count_read_syscall();
                     self.conn
@@ -167,9 +180,13 @@ impl Core {
                 Ok(n) => {
                     self.conn.count_read_syscall();
                     self.read_buf
-                        .extend_from_slice(self.scratch.get(..n).unwrap_or_default());
+                        .extend_from_slice(scratch.get(..n).unwrap_or_default());
                     self.conn.handle_read(&mut self.read_buf, now);
-                    if n < self.scratch.len() {
+                    if self.read_buf.is_empty() && self.read_buf.capacity() > READ_CHUNK {
+                        // Don't hold a large buffer for an idle connection.
+                        self.read_buf = BytesMut::new();
+                    }
+                    if n < scratch.len() {
                         // A short read: the receive queue is empty (Linux).
                         return;
                     }
@@ -285,8 +302,7 @@ pub(crate) fn adopt(
         conn,
         socket,
         session: None,
-        read_buf: BytesMut::with_capacity(READ_CHUNK),
-        scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+        read_buf: BytesMut::new(),
         out: Batch::new(),
         interest: Interest::READABLE,
         read_pending: false,

@@ -90,6 +90,8 @@ pub(crate) struct EventLoop {
     conns: HashMap<Token, Arc<ConnShared>>,
     listeners: HashMap<Token, Box<ListenerState>>,
     timers: BinaryHeap<Reverse<(Instant, Token)>>,
+    /// The read buffer shared by this loop's connections.
+    scratch: Box<[u8]>,
 }
 
 impl EventLoop {
@@ -115,6 +117,7 @@ impl EventLoop {
             conns: HashMap::new(),
             listeners: HashMap::new(),
             timers: BinaryHeap::new(),
+            scratch: vec![0u8; super::driver::READ_CHUNK].into_boxed_slice(),
         };
         Ok((shared, event_loop))
     }
@@ -137,11 +140,7 @@ impl EventLoop {
                     token if self.listeners.contains_key(&token) => self.accept(token),
                     token => {
                         if let Some(conn) = self.conns.get(&token).cloned() {
-                            self.service(
-                                &conn,
-                                event.is_readable() || event.is_read_closed(),
-                                event.is_writable(),
-                            );
+                            self.service(&conn, event.is_readable() || event.is_read_closed());
                         }
                     }
                 }
@@ -152,7 +151,7 @@ impl EventLoop {
             let ready = std::mem::take(&mut *self.shared.ready.lock());
             for token in ready {
                 if let Some(conn) = self.conns.get(&token).cloned() {
-                    self.service(&conn, false, false);
+                    self.service(&conn, false);
                 }
             }
             self.run_timers();
@@ -166,7 +165,7 @@ impl EventLoop {
             match command {
                 Command::Adopt(conn) => {
                     self.conns.insert(conn.token, conn.clone());
-                    self.service(&conn, true, true);
+                    self.service(&conn, true);
                 }
                 Command::Listen(listener) => {
                     let token = listener.token;
@@ -190,8 +189,8 @@ impl EventLoop {
         true
     }
 
-    fn service(&mut self, conn: &Arc<ConnShared>, readable: bool, writable: bool) {
-        let outcome = conn.service(&self.shared.registry, readable, writable);
+    fn service(&mut self, conn: &Arc<ConnShared>, readable: bool) {
+        let outcome = conn.service(&self.shared.registry, &mut self.scratch, readable);
         if outcome.finished {
             self.conns.remove(&conn.token);
         } else if let Some(at) = outcome.deadline {
@@ -210,7 +209,7 @@ impl EventLoop {
                 match conn.deadline() {
                     Some(deadline) if deadline <= now => {
                         conn.timeout(now);
-                        self.service(&conn, false, false);
+                        self.service(&conn, false);
                     }
                     // The deadline moved later since this entry was pushed.
                     Some(deadline) => self.timers.push(Reverse((deadline, token))),
