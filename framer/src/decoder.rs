@@ -211,7 +211,7 @@ impl Decoder {
         let HeaderBlock::Encoded(fragment) = fragment else {
             return Ok(());
         };
-        self.check_block_size(fragment.len())?;
+        check_block_size(fragment.len(), self.config.max_header_block_size)?;
         let mut fragments = BytesMut::with_capacity(fragment.len().saturating_mul(2));
         fragments.extend_from_slice(&fragment);
         let stream_id = first.stream_id();
@@ -248,15 +248,7 @@ impl Decoder {
             .fragments
             .len()
             .saturating_add(continuation.fragment.len());
-        if size > self.config.max_header_block_size {
-            return Err(FrameError::connection(
-                Reason::ENHANCE_YOUR_CALM,
-                Violation::HeaderBlockTooLarge {
-                    size,
-                    limit: self.config.max_header_block_size,
-                },
-            ));
-        }
+        check_block_size(size, self.config.max_header_block_size)?;
         open.fragments.extend_from_slice(&continuation.fragment);
         if !continuation.end_headers {
             return Ok(None);
@@ -275,19 +267,6 @@ impl Decoder {
             _ => {}
         }
         self.finish(first).map(Some)
-    }
-
-    fn check_block_size(&self, size: usize) -> Result<(), FrameError> {
-        if size > self.config.max_header_block_size {
-            return Err(FrameError::connection(
-                Reason::ENHANCE_YOUR_CALM,
-                Violation::HeaderBlockTooLarge {
-                    size,
-                    limit: self.config.max_header_block_size,
-                },
-            ));
-        }
-        Ok(())
     }
 
     /// HPACK-decodes a complete field block (`HeaderBlock::Encoded`) into
@@ -344,6 +323,17 @@ pub fn decode_frame(buf: &mut BytesMut, max_frame_size: u32) -> Result<Option<Fr
     };
     check_size(&head, max_frame_size)?;
     take_frame(&head, buf)
+}
+
+/// The CVE-2024-27316 bound on a buffered field block.
+fn check_block_size(size: usize, limit: usize) -> Result<(), FrameError> {
+    if size > limit {
+        return Err(FrameError::connection(
+            Reason::ENHANCE_YOUR_CALM,
+            Violation::HeaderBlockTooLarge { size, limit },
+        ));
+    }
+    Ok(())
 }
 
 fn peek_head(buf: &BytesMut) -> Option<Head> {

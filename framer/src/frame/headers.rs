@@ -151,14 +151,14 @@ impl Headers {
             prefix: &prefix,
             pad_len: self.pad_len.unwrap_or(0),
         };
-        match &self.block {
-            HeaderBlock::Encoded(fragment) => first.put_single(fragment, self.end_headers, dst),
-            HeaderBlock::Fields(fields) => {
-                scratch.clear();
-                hpack.encode(fields, scratch);
-                first.put_split(scratch, max_frame_size, dst);
-            }
-        }
+        first.put_block(
+            &self.block,
+            self.end_headers,
+            hpack,
+            scratch,
+            max_frame_size,
+            dst,
+        );
     }
 }
 
@@ -186,6 +186,27 @@ impl FirstFrame<'_> {
         }
         .encode(dst);
         dst.put_slice(self.prefix);
+    }
+
+    /// Writes `block`: an encoded fragment as one frame with `end_headers`
+    /// as given; fields HPACK-encoded (into `scratch`) and split.
+    pub(crate) fn put_block(
+        &self,
+        block: &HeaderBlock,
+        end_headers: bool,
+        hpack: &mut hpack::Encoder,
+        scratch: &mut BytesMut,
+        max_frame_size: u32,
+        dst: &mut BytesMut,
+    ) {
+        match block {
+            HeaderBlock::Encoded(fragment) => self.put_single(fragment, end_headers, dst),
+            HeaderBlock::Fields(fields) => {
+                scratch.clear();
+                hpack.encode(fields, scratch);
+                self.put_split(scratch, max_frame_size, dst);
+            }
+        }
     }
 
     /// One frame carrying `fragment` as given.

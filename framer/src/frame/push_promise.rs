@@ -67,13 +67,13 @@ impl PushPromise {
             prefix: &prefix,
             pad_len: self.pad_len.unwrap_or(0),
         };
-        match &self.block {
-            HeaderBlock::Encoded(fragment) => first.put_single(fragment, self.end_headers, dst),
-            HeaderBlock::Fields(fields) => {
-                scratch.clear();
-                hpack.encode(fields, scratch);
-                first.put_split(scratch, max_frame_size, dst);
-            }
-        }
+        first.put_block(
+            &self.block,
+            self.end_headers,
+            hpack,
+            scratch,
+            max_frame_size,
+            dst,
+        );
     }
 }
