@@ -7,10 +7,14 @@
 //! thread (for handlers that never block). A worker writes its response
 //! itself when the connection is free (the direct-write path).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -161,7 +165,8 @@ impl<F: Fn(Request) -> Response + Send + Sync + 'static> Handler for F {
 /// Where handlers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Execution {
-    /// A pool of this many worker threads (default: 4 × cores).
+    /// A pool of at least this many worker threads (default: 4 × cores),
+    /// growing while all are busy up to [`ServerConfig::max_workers`].
     Workers(usize),
     /// On the event-loop thread: only for handlers that never block.
     Inline,
@@ -178,6 +183,9 @@ pub struct ServerConfig {
     pub listener: ListenerConfig,
     /// Where handlers run.
     pub execution: Execution,
+    /// The most worker threads the pool grows to while every worker is
+    /// busy (blocking handlers). Default 1,024.
+    pub max_workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -188,11 +196,103 @@ impl Default for ServerConfig {
             runtime: RuntimeConfig::default(),
             listener: ListenerConfig::default(),
             execution: Execution::Workers(4 * cores),
+            max_workers: 1024,
         }
     }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// The worker pool: `min` threads always, more while every worker is busy
+/// (up to `max`), so a handler that blocks (reading a slow body) does not
+/// hold up other connections' requests; extra threads exit after a minute
+/// idle.
+struct Pool {
+    tx: Sender<Job>,
+    rx: Receiver<Job>,
+    idle: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+    /// Jobs submitted and not yet picked up by a worker.
+    pending: Arc<AtomicUsize>,
+    min: usize,
+    max: usize,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Pool {
+    fn new(min: usize, max: usize) -> Arc<Pool> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let min = min.max(1);
+        let pool = Arc::new(Pool {
+            tx,
+            rx,
+            idle: Arc::new(AtomicUsize::new(0)),
+            total: Arc::new(AtomicUsize::new(0)),
+            pending: Arc::new(AtomicUsize::new(0)),
+            min,
+            max: max.max(min),
+            threads: Mutex::new(Vec::new()),
+        });
+        for _ in 0..min {
+            pool.spawn();
+        }
+        pool
+    }
+
+    fn spawn(&self) {
+        let n = self.total.fetch_add(1, Ordering::SeqCst) + 1;
+        self.idle.fetch_add(1, Ordering::SeqCst);
+        let (rx, idle, total, pending, min) = (
+            self.rx.clone(),
+            self.idle.clone(),
+            self.total.clone(),
+            self.pending.clone(),
+            self.min,
+        );
+        let worker = move || loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(job) => {
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                    idle.fetch_sub(1, Ordering::SeqCst);
+                    job();
+                    idle.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if total.load(Ordering::SeqCst) > min {
+                        total.fetch_sub(1, Ordering::SeqCst);
+                        idle.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            }
+        };
+        match std::thread::Builder::new()
+            .name(format!("mio-grpc-worker-{n}"))
+            .spawn(worker)
+        {
+            Ok(handle) => self.threads.lock().push(handle),
+            Err(_) => {
+                self.total.fetch_sub(1, Ordering::SeqCst);
+                self.idle.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn submit(&self, job: Job) -> Result<(), Job> {
+        // More jobs waiting than idle workers to take them: grow.
+        let pending = self.pending.fetch_add(1, Ordering::SeqCst) + 1;
+        if pending > self.idle.load(Ordering::SeqCst)
+            && self.total.load(Ordering::SeqCst) < self.max
+        {
+            self.spawn();
+        }
+        self.tx.send(job).map_err(|e| {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            e.0
+        })
+    }
+}
 
 /// A running HTTP/2 server.
 ///
@@ -208,8 +308,7 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct Server {
     runtime: Option<Runtime>,
     listener: ListenerHandle,
-    jobs: Option<Sender<Job>>,
-    workers: Vec<std::thread::JoinHandle<()>>,
+    pool: Option<Arc<Pool>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -222,7 +321,7 @@ impl std::fmt::Debug for Server {
 
 struct HttpAcceptor {
     handler: Arc<dyn Handler>,
-    jobs: Option<Sender<Job>>,
+    pool: Option<Arc<Pool>>,
     conn: ConnConfig,
 }
 
@@ -235,18 +334,25 @@ impl Acceptor for HttpAcceptor {
         Box::new(HttpSession {
             handle,
             handler: self.handler.clone(),
-            jobs: self.jobs.clone(),
-            bodies: std::collections::HashMap::new(),
+            pool: self.pool.clone(),
+            requests: HashMap::new(),
         })
     }
+}
+
+/// A request in progress: where its body goes, and whether it was
+/// cancelled (a handler that has not started yet never starts).
+struct InFlight {
+    body: Option<Sender<BodyChunk>>,
+    cancelled: Arc<AtomicBool>,
 }
 
 /// One connection's request dispatch.
 struct HttpSession {
     handle: ConnHandle,
     handler: Arc<dyn Handler>,
-    jobs: Option<Sender<Job>>,
-    bodies: std::collections::HashMap<StreamKey, Sender<BodyChunk>>,
+    pool: Option<Arc<Pool>>,
+    requests: HashMap<StreamKey, InFlight>,
 }
 
 impl Session for HttpSession {
@@ -263,31 +369,30 @@ impl Session for HttpSession {
                 end_stream,
             } => {
                 let n = data.len();
-                match self.bodies.get(&key) {
+                let body = self.requests.get(&key).and_then(|r| r.body.as_ref());
+                match body {
                     Some(tx) if tx.send(BodyChunk::Data(data)).is_ok() => {}
                     // Nobody reads this body: let the bytes go.
                     _ => conn.release_capacity(key, n),
                 }
                 if end_stream {
-                    self.bodies.remove(&key);
+                    self.finish_body(key);
                 }
             }
             ConnEvent::Trailers { key, fields } => {
-                if let Some(tx) = self.bodies.remove(&key) {
+                if let Some(tx) = self.requests.get_mut(&key).and_then(|r| r.body.take()) {
                     let _ = tx.send(BodyChunk::Trailers(fields));
                 }
             }
-            ConnEvent::Reset { key, reason, .. } => {
-                if let Some(tx) = self.bodies.remove(&key) {
-                    let _ = tx.send(BodyChunk::Reset(reason));
-                }
-            }
-            ConnEvent::Closed { key } | ConnEvent::Dropped { key, .. } => {
-                self.bodies.remove(&key);
+            ConnEvent::Reset { key, reason, .. } => self.cancel(key, reason),
+            ConnEvent::Dropped { key, .. } => self.cancel(key, Reason::CANCEL),
+            ConnEvent::Closed { key } => {
+                self.requests.remove(&key);
             }
             ConnEvent::ConnectionClosed { .. } => {
-                for (_, tx) in self.bodies.drain() {
-                    let _ = tx.send(BodyChunk::Reset(Reason::CANCEL));
+                let keys: Vec<StreamKey> = self.requests.keys().copied().collect();
+                for key in keys {
+                    self.cancel(key, Reason::CANCEL);
                 }
             }
             _ => {}
@@ -296,6 +401,24 @@ impl Session for HttpSession {
 }
 
 impl HttpSession {
+    /// The body ended: its sender goes (the reader sees the end).
+    fn finish_body(&mut self, key: StreamKey) {
+        if let Some(request) = self.requests.get_mut(&key) {
+            request.body = None;
+        }
+    }
+
+    /// The stream ended abnormally: a handler not yet started never
+    /// starts, and one reading the body gets the reset.
+    fn cancel(&mut self, key: StreamKey, reason: Reason) {
+        if let Some(request) = self.requests.remove(&key) {
+            request.cancelled.store(true, Ordering::Release);
+            if let Some(tx) = request.body {
+                let _ = tx.send(BodyChunk::Reset(reason));
+            }
+        }
+    }
+
     fn on_request(
         &mut self,
         conn: &mut Connection,
@@ -305,9 +428,15 @@ impl HttpSession {
     ) {
         let key = StreamKey::from(id);
         let (tx, rx) = crossbeam_channel::unbounded();
-        if !end_stream {
-            self.bodies.insert(key, tx);
-        }
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let body = (!end_stream).then_some(tx);
+        self.requests.insert(
+            key,
+            InFlight {
+                body,
+                cancelled: cancelled.clone(),
+            },
+        );
         let body = Body {
             rx,
             handle: self.handle.clone(),
@@ -321,26 +450,28 @@ impl HttpSession {
             peer: self.handle.peer_addr(),
         };
         let handler = self.handler.clone();
-        match &self.jobs {
-            Some(jobs) => {
-                let handle = self.handle.clone();
-                let job: Job = Box::new(move || {
-                    let response = handler.handle(request);
-                    let _ = handle.send(response_items(key, response));
-                });
-                if jobs.send(job).is_err() {
-                    let _ = conn.buffer().put(Item::Reset {
-                        key,
-                        reason: Reason::REFUSED_STREAM,
-                    });
-                }
+        let Some(pool) = &self.pool else {
+            let response = handler.handle(request);
+            for item in response_items(key, response) {
+                let _ = conn.buffer().put(item);
             }
-            None => {
-                let response = handler.handle(request);
-                for item in response_items(key, response) {
-                    let _ = conn.buffer().put(item);
-                }
+            return;
+        };
+        let handle = self.handle.clone();
+        let job: Job = Box::new(move || {
+            if cancelled.load(Ordering::Acquire) {
+                return; // reset before it started (the cost rapid reset aims at)
             }
+            let response = handler.handle(request);
+            if !cancelled.load(Ordering::Acquire) {
+                let _ = handle.send(response_items(key, response));
+            }
+        });
+        if pool.submit(job).is_err() {
+            let _ = conn.buffer().put(Item::Reset {
+                key,
+                reason: Reason::REFUSED_STREAM,
+            });
         }
     }
 }
@@ -382,36 +513,20 @@ impl Server {
         handler: impl Handler,
     ) -> io::Result<Server> {
         let runtime = Runtime::new(config.runtime.clone())?;
-        let (jobs, workers) = match config.execution {
-            Execution::Inline => (None, Vec::new()),
-            Execution::Workers(n) => {
-                let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-                let workers = (0..n.max(1))
-                    .map(|i| {
-                        let rx = rx.clone();
-                        std::thread::Builder::new()
-                            .name(format!("mio-grpc-worker-{i}"))
-                            .spawn(move || {
-                                while let Ok(job) = rx.recv() {
-                                    job();
-                                }
-                            })
-                    })
-                    .collect::<io::Result<Vec<_>>>()?;
-                (Some(tx), workers)
-            }
+        let pool = match config.execution {
+            Execution::Inline => None,
+            Execution::Workers(n) => Some(Pool::new(n, config.max_workers)),
         };
         let acceptor = Arc::new(HttpAcceptor {
             handler: Arc::new(handler),
-            jobs: jobs.clone(),
+            pool: pool.clone(),
             conn: config.conn,
         });
         let listener = runtime.listen(addr, config.listener, acceptor)?;
         Ok(Server {
             runtime: Some(runtime),
             listener,
-            jobs,
-            workers,
+            pool,
         })
     }
 
@@ -431,15 +546,15 @@ impl Server {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown();
         }
-        self.jobs = None;
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
+        if let Some(pool) = self.pool.take() {
+            // The workers see the channel disconnect once every sender is
+            // gone: the sessions went with the runtime, the pool goes now.
+            let threads = std::mem::take(&mut *pool.threads.lock());
+            drop(pool);
+            for thread in threads {
+                let _ = thread.join();
+            }
         }
-    }
-
-    /// Waits a little for in-flight work (tests).
-    pub fn linger(&self, d: Duration) {
-        std::thread::sleep(d);
     }
 }
 
