@@ -93,6 +93,10 @@ pub struct Writer {
     control: VecDeque<(Frame, bool)>,
     events: Vec<Event>,
     stats: WriterStats,
+    /// A connection error was returned: the connection is ending, so the
+    /// peer's settings and window updates are no longer applied (only the
+    /// GOAWAY and whatever else is queued still goes out).
+    broken: bool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -130,6 +134,7 @@ impl Writer {
             control: VecDeque::new(),
             events: Vec::new(),
             stats: WriterStats::default(),
+            broken: false,
         }
     }
 
@@ -306,10 +311,13 @@ impl Writer {
 
     // --- applying items -------------------------------------------------
 
+    /// Applies items left from a write that stopped on an error, then
+    /// everything in the control buffer.
     fn pull(&mut self) -> Result<(), ConnectionError> {
-        if self.inbox.is_empty() {
-            self.buffer.drain_into(&mut self.inbox);
+        while let Some(item) = self.inbox.pop_front() {
+            self.apply(item)?;
         }
+        self.buffer.drain_into(&mut self.inbox);
         while let Some(item) = self.inbox.pop_front() {
             self.apply(item)?;
         }
@@ -317,6 +325,20 @@ impl Writer {
     }
 
     fn apply(&mut self, item: Item) -> Result<(), ConnectionError> {
+        if self.broken
+            && matches!(
+                item,
+                Item::PeerSettings(_) | Item::PeerWindowUpdate { .. } | Item::PeerGoAway { .. }
+            )
+        {
+            return Ok(());
+        }
+        let result = self.apply_item(item);
+        self.broken |= result.is_err();
+        result
+    }
+
+    fn apply_item(&mut self, item: Item) -> Result<(), ConnectionError> {
         match item {
             Item::Open {
                 key,

@@ -725,3 +725,17 @@ fn data_after_end_stream_is_refused() {
         }
     )));
 }
+
+#[test]
+fn after_a_connection_error_the_goaway_still_goes_out() {
+    // Two overflowing updates in one drain: the first is the error; the
+    // connection then queues GOAWAY, which must be written even though the
+    // second update is still waiting to be applied.
+    let mut h = Harness::new(Role::Server);
+    h.peer_window(0, MAX_WINDOW as u32);
+    h.peer_window(0, MAX_WINDOW as u32);
+    let err = h.writer.write(&mut Batch::new(), 1 << 16).unwrap_err();
+    assert_eq!(err.reason, Reason::FLOW_CONTROL_ERROR);
+    h.put(Item::GoAway(GoAway::new(StreamId::ZERO, Reason::FLOW_CONTROL_ERROR)));
+    assert_eq!(shape(&h.write_all()), vec![("GOAWAY", 0)]);
+}

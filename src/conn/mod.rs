@@ -126,6 +126,8 @@ pub struct Connection {
     /// Peer-opened streams counted against our MAX_CONCURRENT_STREAMS.
     peer_streams: u32,
     recent_resets: VecDeque<StreamId>,
+    /// Streams that closed normally, recently (for §5.1 vs §5.1.1 answers).
+    recent_closed: VecDeque<StreamId>,
     inbound: InboundFlow,
     settings_pending: VecDeque<Settings>,
     /// The client magic (client) and our first SETTINGS, not yet sent.
@@ -201,6 +203,7 @@ impl Connection {
             max_peer_stream: StreamId::ZERO,
             peer_streams: 0,
             recent_resets: VecDeque::new(),
+            recent_closed: VecDeque::new(),
             inbound,
             settings_pending: VecDeque::new(),
             preface: None,
@@ -697,6 +700,10 @@ impl Connection {
         let Some(record) = self.streams.remove(&id) else {
             return;
         };
+        if self.recent_closed.len() == RECENT_RESETS {
+            self.recent_closed.pop_front();
+        }
+        self.recent_closed.push_back(id);
         self.key_ids.remove(&record.key);
         self.buffered_bytes = self
             .buffered_bytes

@@ -148,6 +148,23 @@ impl Connection {
         }
     }
 
+    /// HEADERS on an id at or below the highest used: trailers-like frames
+    /// on a stream that closed (§5.1: STREAM_CLOSED, as a connection error
+    /// since no HEADERS can follow a close), on one we reset (ignored), or
+    /// a new stream whose id went backwards (§5.1.1: PROTOCOL_ERROR).
+    fn closed_stream_headers(&mut self, id: StreamId, now: Instant) {
+        if self.recent_resets.contains(&id) {
+            return;
+        }
+        if self.recent_closed.contains(&id) {
+            return self.reset_stream(id, Reason::STREAM_CLOSED, now);
+        }
+        self.fail(
+            Reason::PROTOCOL_ERROR,
+            format!("HEADERS on stream {id}, below the last stream opened"),
+        );
+    }
+
     fn on_data(&mut self, data: Data, now: Instant) {
         let id = data.stream_id;
         let flow_len = data.flow_len();
@@ -218,7 +235,7 @@ impl Connection {
         };
         match self.stream_ref(id) {
             StreamRef::Known => self.on_stream_headers(id, fields, end_stream, now),
-            StreamRef::Closed => self.closed_stream_frame(id, now),
+            StreamRef::Closed => self.closed_stream_headers(id, now),
             StreamRef::Idle if self.role == Role::Server && id.is_client_initiated() => {
                 self.on_request(id, fields, end_stream)
             }
