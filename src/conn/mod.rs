@@ -371,6 +371,34 @@ impl Connection {
         }
     }
 
+    /// Resets a stream now: RST_STREAM with `reason`, its queued output
+    /// dropped, late frames from the peer ignored. The stream's events end
+    /// with [`ConnEvent::Reset`] (`remote: false`) if it was still open.
+    /// E.g. RST_STREAM(NO_ERROR) once a complete response is sent, to stop
+    /// a request body nobody will read (RFC 9113 §8.1).
+    pub fn reset(&mut self, key: StreamKey, reason: Reason) {
+        let Some(id) = self.id_of(key) else {
+            // A client stream not opened yet: it never will be.
+            self.put(Item::Reset { key, reason });
+            return;
+        };
+        let now = self.last_read;
+        // RstStream, not Reset: a server stream whose END_STREAM is out has
+        // left the writer, and the frame must still be sent.
+        self.put(Item::RstStream { id, reason });
+        self.remember_reset(id);
+        if self.streams.contains_key(&id) {
+            self.stats.streams_reset_local += 1;
+            let record_key = key;
+            self.remove_stream(id, now);
+            self.events.push_back(ConnEvent::Reset {
+                key: record_key,
+                reason,
+                remote: false,
+            });
+        }
+    }
+
     /// Sends a PING with `payload`; its ack comes back as [`ConnEvent::Pong`].
     pub fn ping(&mut self, payload: [u8; 8]) {
         self.put(Item::Ping {

@@ -148,10 +148,11 @@ impl Connection {
         }
     }
 
-    /// HEADERS on an id at or below the highest used: trailers-like frames
-    /// on a stream that closed (§5.1: STREAM_CLOSED, as a connection error
-    /// since no HEADERS can follow a close), on one we reset (ignored), or
-    /// a new stream whose id went backwards (§5.1.1: PROTOCOL_ERROR).
+    /// HEADERS on an id at or below the highest used: on a stream that
+    /// recently closed (§5.1: a stream error STREAM_CLOSED), on one we reset
+    /// (ignored: the peer may not have seen our RST_STREAM yet), or a new
+    /// stream whose id went backwards (§5.1.1: a connection error
+    /// PROTOCOL_ERROR).
     fn closed_stream_headers(&mut self, id: StreamId, now: Instant) {
         if self.recent_resets.contains(&id) {
             return;

@@ -43,6 +43,9 @@ pub struct Body {
     key: StreamKey,
     trailers: Option<HeaderList>,
     done: bool,
+    /// The body was buffered whole before the handler ran (inline
+    /// handlers): its capacity was released as it arrived.
+    buffered: bool,
 }
 
 impl std::fmt::Debug for Body {
@@ -79,9 +82,10 @@ impl Body {
         }
         match self.rx.recv() {
             Ok(BodyChunk::Data(data)) => {
-                let n = data.len();
-                let key = self.key;
-                self.handle.with(|conn| conn.release_capacity(key, n));
+                if !self.buffered {
+                    let (n, key) = (data.len(), self.key);
+                    self.handle.with(|conn| conn.release_capacity(key, n));
+                }
                 Ok(Some(data))
             }
             Ok(BodyChunk::Trailers(fields)) => {
@@ -168,7 +172,10 @@ pub enum Execution {
     /// A pool of at least this many worker threads (default: 4 × cores),
     /// growing while all are busy up to [`ServerConfig::max_workers`].
     Workers(usize),
-    /// On the event-loop thread: only for handlers that never block.
+    /// On the event-loop thread: only for handlers that never block. The
+    /// request body is buffered whole (up to
+    /// [`ServerConfig::max_inline_body`]; larger gets 413) before the
+    /// handler runs, so reading it never waits.
     Inline,
 }
 
@@ -186,6 +193,9 @@ pub struct ServerConfig {
     /// The most worker threads the pool grows to while every worker is
     /// busy (blocking handlers). Default 1,024.
     pub max_workers: usize,
+    /// Inline execution: the largest request body buffered before the
+    /// handler runs. Default 4 MiB.
+    pub max_inline_body: usize,
 }
 
 impl Default for ServerConfig {
@@ -197,6 +207,7 @@ impl Default for ServerConfig {
             listener: ListenerConfig::default(),
             execution: Execution::Workers(4 * cores),
             max_workers: 1024,
+            max_inline_body: 4 << 20,
         }
     }
 }
@@ -323,6 +334,7 @@ struct HttpAcceptor {
     handler: Arc<dyn Handler>,
     pool: Option<Arc<Pool>>,
     conn: ConnConfig,
+    max_inline_body: usize,
 }
 
 impl Acceptor for HttpAcceptor {
@@ -336,6 +348,8 @@ impl Acceptor for HttpAcceptor {
             handler: self.handler.clone(),
             pool: self.pool.clone(),
             requests: HashMap::new(),
+            max_inline_body: self.max_inline_body,
+            reset_when_sent: std::collections::HashSet::new(),
         })
     }
 }
@@ -345,6 +359,9 @@ impl Acceptor for HttpAcceptor {
 struct InFlight {
     body: Option<Sender<BodyChunk>>,
     cancelled: Arc<AtomicBool>,
+    /// Inline: the request waiting for its body to complete, and the
+    /// octets buffered so far.
+    waiting: Option<(Request, usize)>,
 }
 
 /// One connection's request dispatch.
@@ -353,6 +370,9 @@ struct HttpSession {
     handler: Arc<dyn Handler>,
     pool: Option<Arc<Pool>>,
     requests: HashMap<StreamKey, InFlight>,
+    max_inline_body: usize,
+    /// Streams to reset with NO_ERROR once their response is written.
+    reset_when_sent: std::collections::HashSet<StreamKey>,
 }
 
 impl Session for HttpSession {
@@ -367,27 +387,22 @@ impl Session for HttpSession {
                 key,
                 data,
                 end_stream,
-            } => {
-                let n = data.len();
-                let body = self.requests.get(&key).and_then(|r| r.body.as_ref());
-                match body {
-                    Some(tx) if tx.send(BodyChunk::Data(data)).is_ok() => {}
-                    // Nobody reads this body: let the bytes go.
-                    _ => conn.release_capacity(key, n),
-                }
-                if end_stream {
-                    self.finish_body(key);
-                }
-            }
+            } => self.on_data(conn, key, data, end_stream),
             ConnEvent::Trailers { key, fields } => {
                 if let Some(tx) = self.requests.get_mut(&key).and_then(|r| r.body.take()) {
                     let _ = tx.send(BodyChunk::Trailers(fields));
                 }
+                self.run_waiting(conn, key);
             }
             ConnEvent::Reset { key, reason, .. } => self.cancel(key, reason),
             ConnEvent::Dropped { key, .. } => self.cancel(key, Reason::CANCEL),
             ConnEvent::Closed { key } => {
                 self.requests.remove(&key);
+                self.reset_when_sent.remove(&key);
+            }
+            // The 413 is out: stop the body nobody will read (§8.1).
+            ConnEvent::Sent { key } if self.reset_when_sent.remove(&key) => {
+                conn.reset(key, Reason::NO_ERROR);
             }
             ConnEvent::ConnectionClosed { .. } => {
                 let keys: Vec<StreamKey> = self.requests.keys().copied().collect();
@@ -401,6 +416,49 @@ impl Session for HttpSession {
 }
 
 impl HttpSession {
+    fn on_data(&mut self, conn: &mut Connection, key: StreamKey, data: Bytes, end_stream: bool) {
+        let n = data.len();
+        let max_inline_body = self.max_inline_body;
+        let Some(request) = self.requests.get_mut(&key) else {
+            // Nobody reads this body: let the bytes go.
+            return conn.release_capacity(key, n);
+        };
+        if let Some((_, buffered)) = request.waiting.as_mut() {
+            // Inline: buffer the body whole, reopening the window as it comes.
+            *buffered += n;
+            conn.release_capacity(key, n);
+            if *buffered > max_inline_body {
+                // 413, then (once it is out) RST_STREAM(NO_ERROR) to stop
+                // the rest of the body (RFC 9113 §8.1).
+                self.requests.remove(&key);
+                self.reset_when_sent.insert(key);
+                for item in response_items(key, Response::new(413, "request body too large\n")) {
+                    let _ = conn.buffer().put(item);
+                }
+                return;
+            }
+        }
+        match request.body.as_ref() {
+            Some(tx) if tx.send(BodyChunk::Data(data)).is_ok() => {}
+            _ => conn.release_capacity(key, n),
+        }
+        if end_stream {
+            self.finish_body(key);
+            self.run_waiting(conn, key);
+        }
+    }
+
+    /// Inline: the body is complete, run the handler now.
+    fn run_waiting(&mut self, conn: &mut Connection, key: StreamKey) {
+        let Some((request, _)) = self.requests.get_mut(&key).and_then(|r| r.waiting.take()) else {
+            return;
+        };
+        let response = self.handler.handle(request);
+        for item in response_items(key, response) {
+            let _ = conn.buffer().put(item);
+        }
+    }
+
     /// The body ended: its sender goes (the reader sees the end).
     fn finish_body(&mut self, key: StreamKey) {
         if let Some(request) = self.requests.get_mut(&key) {
@@ -429,20 +487,14 @@ impl HttpSession {
         let key = StreamKey::from(id);
         let (tx, rx) = crossbeam_channel::unbounded();
         let cancelled = Arc::new(AtomicBool::new(false));
-        let body = (!end_stream).then_some(tx);
-        self.requests.insert(
-            key,
-            InFlight {
-                body,
-                cancelled: cancelled.clone(),
-            },
-        );
+        let inline = self.pool.is_none();
         let body = Body {
             rx,
             handle: self.handle.clone(),
             key,
             trailers: None,
             done: end_stream,
+            buffered: inline,
         };
         let request = Request {
             head,
@@ -451,12 +503,34 @@ impl HttpSession {
         };
         let handler = self.handler.clone();
         let Some(pool) = &self.pool else {
-            let response = handler.handle(request);
-            for item in response_items(key, response) {
-                let _ = conn.buffer().put(item);
+            if end_stream {
+                let response = handler.handle(request);
+                for item in response_items(key, response) {
+                    let _ = conn.buffer().put(item);
+                }
+            } else {
+                // Inline handlers never wait: run once the body is in.
+                let waiting = Some((request, 0));
+                self.requests.insert(
+                    key,
+                    InFlight {
+                        body: Some(tx),
+                        cancelled,
+                        waiting,
+                    },
+                );
             }
             return;
         };
+        let body = (!end_stream).then_some(tx);
+        self.requests.insert(
+            key,
+            InFlight {
+                body,
+                cancelled: cancelled.clone(),
+                waiting: None,
+            },
+        );
         let handle = self.handle.clone();
         let job: Job = Box::new(move || {
             if cancelled.load(Ordering::Acquire) {
@@ -521,6 +595,7 @@ impl Server {
             handler: Arc::new(handler),
             pool: pool.clone(),
             conn: config.conn,
+            max_inline_body: config.max_inline_body,
         });
         let listener = runtime.listen(addr, config.listener, acceptor)?;
         Ok(Server {
