@@ -403,6 +403,11 @@ proptest! {
                 }
                 (Err(HpackError::Compression(_)), Err(_)) => break,
                 (Err(HpackError::Compression(_)), Ok(_)) if misplaced => break,
+                // A garbage octet shifts the parse, so a later piece's bytes
+                // can read as a misplaced size update: accept our §4.2
+                // refusal there (garbage-free blocks are checked strictly).
+                (Err(HpackError::Compression(why)), Ok(_))
+                    if why.contains("size update") && pieces.iter().any(|p| matches!(p, Piece::Garbage(_))) => break,
                 (ours, loona) => prop_assert!(false, "ours {:?}, loona {:?}, block {:02x?}", ours, loona.map(|l| l.len()), block),
             }
         }

@@ -736,6 +736,9 @@ fn after_a_connection_error_the_goaway_still_goes_out() {
     h.peer_window(0, MAX_WINDOW as u32);
     let err = h.writer.write(&mut Batch::new(), 1 << 16).unwrap_err();
     assert_eq!(err.reason, Reason::FLOW_CONTROL_ERROR);
-    h.put(Item::GoAway(GoAway::new(StreamId::ZERO, Reason::FLOW_CONTROL_ERROR)));
+    h.put(Item::GoAway(GoAway::new(
+        StreamId::ZERO,
+        Reason::FLOW_CONTROL_ERROR,
+    )));
     assert_eq!(shape(&h.write_all()), vec![("GOAWAY", 0)]);
 }

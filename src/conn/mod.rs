@@ -257,8 +257,12 @@ impl Connection {
         framer::Encoder::new().encode(&settings.clone().into(), &mut preface);
         self.preface = Some(preface.freeze());
         self.settings_pending.push_back(settings);
-        self.timers
-            .set(Timer::SettingsAck, now + self.config.settings_timeout);
+        if self.role == Role::Client {
+            // A server starts this clock when the client's preface arrives:
+            // until then the preface timeout governs.
+            self.timers
+                .set(Timer::SettingsAck, now + self.config.settings_timeout);
+        }
         for action in self.inbound.start() {
             self.inbound_action(action);
         }
@@ -490,6 +494,7 @@ impl Connection {
         for event in events {
             self.writer_event(event, now);
         }
+        self.maybe_done();
         written
     }
 
@@ -502,15 +507,19 @@ impl Connection {
         for timer in expired {
             self.on_timer(timer, now);
         }
+        self.maybe_done();
     }
 
     fn on_timer(&mut self, timer: Timer, now: Instant) {
         match timer {
             Timer::SettingsAck => {
-                self.fail(
+                let last = self.last_stream_for_goaway();
+                self.send_goaway(
+                    last,
                     Reason::SETTINGS_TIMEOUT,
-                    "SETTINGS not acknowledged in time".into(),
+                    b"SETTINGS not acknowledged in time",
                 );
+                self.finish(CloseReason::SettingsTimeout);
             }
             Timer::Preface => {
                 self.finish(CloseReason::Transport("no client preface in time".into()))
@@ -601,11 +610,7 @@ impl Connection {
         if self.closing.is_some() {
             return;
         }
-        let last = if self.role == Role::Server {
-            self.max_peer_stream
-        } else {
-            StreamId::ZERO
-        };
+        let last = self.last_stream_for_goaway();
         let debug = if reason == Reason::ENHANCE_YOUR_CALM && detail.contains("too_many_pings") {
             b"too_many_pings".to_vec()
         } else {
@@ -613,6 +618,15 @@ impl Connection {
         };
         self.send_goaway(last, reason, &debug);
         self.finish(CloseReason::LocalError { reason, detail });
+    }
+
+    /// The last stream id our GOAWAY names: the highest the peer opened
+    /// (a client is opened nothing: push is off).
+    fn last_stream_for_goaway(&self) -> StreamId {
+        match self.role {
+            Role::Server => self.max_peer_stream,
+            Role::Client => StreamId::ZERO,
+        }
     }
 
     fn finish(&mut self, reason: CloseReason) {
@@ -746,7 +760,8 @@ impl Connection {
                 }
             }
         }
-        self.maybe_done();
+        // The connection's end (maybe_done) is decided at the end of each
+        // handle_*/poll_* call, after the events that lead to it.
     }
 
     /// Resets stream `id` because of a stream error we found.
@@ -793,6 +808,14 @@ impl Connection {
             self.keepalive_outstanding = false;
             self.timers.stop(Timer::KeepaliveTimeout);
         }
+        // grpc-go: the next keepalive ping is one interval after the last
+        // read (the fired timer re-arms itself; after a ping it is re-armed
+        // here, once the peer answers).
+        if let (Some(time), _) = self.keepalive_times() {
+            if self.timers.get(Timer::KeepalivePing).is_none() {
+                self.timers.set(Timer::KeepalivePing, now + time);
+            }
+        }
     }
 
     /// Feeds bytes read from the socket. Whole frames are consumed from
@@ -804,6 +827,7 @@ impl Connection {
         self.read_activity(now);
         self.read_frames(buf, now);
         self.stats.bytes_in += (before - buf.len()) as u64;
+        self.maybe_done();
     }
 }
 

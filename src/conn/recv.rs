@@ -33,7 +33,12 @@ impl Connection {
     pub(super) fn read_frames(&mut self, buf: &mut BytesMut, now: Instant) {
         if self.phase == Phase::Preface {
             match framer::read_preface(buf) {
-                Ok(true) => self.phase = Phase::FirstSettings,
+                Ok(true) => {
+                    self.phase = Phase::FirstSettings;
+                    // Our SETTINGS must now be acknowledged in time.
+                    let at = now + self.config.settings_timeout;
+                    self.timers.set(Timer::SettingsAck, at);
+                }
                 Ok(false) => return,
                 Err(err) => return self.frame_error(err, now),
             }
@@ -468,9 +473,13 @@ impl Connection {
                     self.inbound_action(action);
                 }
             }
-            self.events.push_back(ConnEvent::Pong {
-                payload: ping.payload,
-            });
+            // Our own pings (keepalive, drain, BDP) are not the application's.
+            let internal = [KEEPALIVE_PING, DRAIN_PING, loopy::BDP_PING_PAYLOAD];
+            if !internal.contains(&ping.payload) {
+                self.events.push_back(ConnEvent::Pong {
+                    payload: ping.payload,
+                });
+            }
             return;
         }
         self.stats.pings_in += 1;

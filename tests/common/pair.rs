@@ -162,12 +162,12 @@ pub fn describe_quiet(frames: &[Frame]) -> Vec<String> {
 
 /// `events` minus the `Pong`s of BDP pings.
 pub fn quiet_events(events: Vec<ConnEvent>) -> Vec<ConnEvent> {
+    // The connection keeps its own pings (keepalive, drain, BDP) to itself.
+    assert!(
+        !events.iter().any(|e| matches!(e, ConnEvent::Pong { payload } if *payload == mio_grpc::loopy::BDP_PING_PAYLOAD)),
+        "an internal BDP pong reached the application"
+    );
     events
-        .into_iter()
-        .filter(|e| {
-            !matches!(e, ConnEvent::Pong { payload } if *payload == mio_grpc::loopy::BDP_PING_PAYLOAD)
-        })
-        .collect()
 }
 
 // --- field lists and frames (a small DSL) ----------------------------------
