@@ -15,4 +15,5 @@ pub use loopy;
 
 pub mod conn;
 pub mod http;
+mod pool;
 pub mod runtime;

@@ -10,11 +10,8 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -24,6 +21,7 @@ use loopy::{Item, StreamKey};
 
 use crate::conn::validate::RequestHead;
 use crate::conn::{ConnConfig, ConnEvent, Connection};
+use crate::pool::{Job, Pool};
 use crate::runtime::{
     Acceptor, ConnHandle, ListenerConfig, ListenerHandle, Runtime, RuntimeConfig, Session,
 };
@@ -209,99 +207,6 @@ impl Default for ServerConfig {
             max_workers: 1024,
             max_inline_body: 4 << 20,
         }
-    }
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The worker pool: `min` threads always, more while every worker is busy
-/// (up to `max`), so a handler that blocks (reading a slow body) does not
-/// hold up other connections' requests; extra threads exit after a minute
-/// idle.
-struct Pool {
-    tx: Sender<Job>,
-    rx: Receiver<Job>,
-    idle: Arc<AtomicUsize>,
-    total: Arc<AtomicUsize>,
-    /// Jobs submitted and not yet picked up by a worker.
-    pending: Arc<AtomicUsize>,
-    min: usize,
-    max: usize,
-    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-}
-
-impl Pool {
-    fn new(min: usize, max: usize) -> Arc<Pool> {
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let min = min.max(1);
-        let pool = Arc::new(Pool {
-            tx,
-            rx,
-            idle: Arc::new(AtomicUsize::new(0)),
-            total: Arc::new(AtomicUsize::new(0)),
-            pending: Arc::new(AtomicUsize::new(0)),
-            min,
-            max: max.max(min),
-            threads: Mutex::new(Vec::new()),
-        });
-        for _ in 0..min {
-            pool.spawn();
-        }
-        pool
-    }
-
-    fn spawn(&self) {
-        let n = self.total.fetch_add(1, Ordering::SeqCst) + 1;
-        self.idle.fetch_add(1, Ordering::SeqCst);
-        let (rx, idle, total, pending, min) = (
-            self.rx.clone(),
-            self.idle.clone(),
-            self.total.clone(),
-            self.pending.clone(),
-            self.min,
-        );
-        let worker = move || loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(job) => {
-                    pending.fetch_sub(1, Ordering::SeqCst);
-                    idle.fetch_sub(1, Ordering::SeqCst);
-                    job();
-                    idle.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if total.load(Ordering::SeqCst) > min {
-                        total.fetch_sub(1, Ordering::SeqCst);
-                        idle.fetch_sub(1, Ordering::SeqCst);
-                        return;
-                    }
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
-            }
-        };
-        match std::thread::Builder::new()
-            .name(format!("mio-grpc-worker-{n}"))
-            .spawn(worker)
-        {
-            Ok(handle) => self.threads.lock().push(handle),
-            Err(_) => {
-                self.total.fetch_sub(1, Ordering::SeqCst);
-                self.idle.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-    }
-
-    fn submit(&self, job: Job) -> Result<(), Job> {
-        // More jobs waiting than idle workers to take them: grow.
-        let pending = self.pending.fetch_add(1, Ordering::SeqCst) + 1;
-        if pending > self.idle.load(Ordering::SeqCst)
-            && self.total.load(Ordering::SeqCst) < self.max
-        {
-            self.spawn();
-        }
-        self.tx.send(job).map_err(|e| {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-            e.0
-        })
     }
 }
 
