@@ -14,6 +14,8 @@ pub use framer;
 pub use loopy;
 
 pub mod conn;
+pub mod grpc;
 pub mod http;
 mod pool;
 pub mod runtime;
+pub mod server;

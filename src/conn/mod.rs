@@ -74,6 +74,8 @@ struct StreamRecord {
     content_length: ContentLength,
     /// Client: the final (non-1xx) response head has arrived.
     response_seen: bool,
+    /// Server: the write quota the writer replenishes for this stream.
+    quota: Option<Arc<loopy::WriteQuota>>,
 }
 
 /// Where the connection is in its life.
@@ -126,6 +128,8 @@ pub struct Connection {
     /// Peer-opened streams counted against our MAX_CONCURRENT_STREAMS.
     peer_streams: u32,
     recent_resets: VecDeque<StreamId>,
+    /// Streams to reset once our END_STREAM on them is written.
+    reset_after_end: HashMap<StreamKey, Reason>,
     /// Streams that closed normally, recently (for §5.1 vs §5.1.1 answers).
     recent_closed: VecDeque<StreamId>,
     inbound: InboundFlow,
@@ -203,6 +207,7 @@ impl Connection {
             max_peer_stream: StreamId::ZERO,
             peer_streams: 0,
             recent_resets: VecDeque::new(),
+            reset_after_end: HashMap::new(),
             recent_closed: VecDeque::new(),
             inbound,
             settings_pending: VecDeque::new(),
@@ -400,6 +405,32 @@ impl Connection {
                 reason,
                 remote: false,
             });
+        }
+    }
+
+    /// A peer-opened stream's write quota (server side): its response DATA
+    /// should wait on it (backpressure), and the writer replenishes it as
+    /// the bytes go out. Taken at [`ConnEvent::Request`].
+    pub fn write_quota(&self, key: StreamKey) -> Option<Arc<loopy::WriteQuota>> {
+        let id = self.id_of(key)?;
+        self.streams.get(&id).and_then(|r| r.quota.clone())
+    }
+
+    /// Resets a stream once our END_STREAM on it is written, if the peer
+    /// is still sending by then: RST_STREAM(NO_ERROR) after a complete
+    /// response stops a request body nobody will read (RFC 9113 §8.1), and
+    /// a gRPC deadline sends its trailers before RST_STREAM(CANCEL). (A
+    /// plain [`Connection::reset`] would drop output still queued.)
+    pub fn reset_after_response(&mut self, key: StreamKey, reason: Reason) {
+        let Some(id) = self.id_of(key) else { return };
+        match self.streams.get(&id).map(|r| r.state) {
+            // Our END_STREAM is out already: reset now.
+            Some(StreamState::HalfClosedLocal) => self.reset(key, reason),
+            Some(_) => {
+                self.reset_after_end.insert(key, reason);
+            }
+            // Both sides done: nothing to stop.
+            None => {}
         }
     }
 
@@ -679,6 +710,7 @@ impl Connection {
                     recv: self.inbound.new_stream(),
                     content_length: ContentLength::new(None),
                     response_seen: false,
+                    quota: None,
                 };
                 self.streams.insert(id, record);
                 self.stats.streams_opened += 1;
@@ -689,6 +721,11 @@ impl Connection {
                 self.events.push_back(ConnEvent::Sent { key });
                 if let Some(id) = self.id_of(key) {
                     self.end_stream(id, Side::Local, now);
+                    if let Some(reason) = self.reset_after_end.remove(&key) {
+                        if self.streams.contains_key(&id) {
+                            self.reset(key, reason);
+                        }
+                    }
                 }
             }
             Event::Dropped {
@@ -742,6 +779,7 @@ impl Connection {
         let Some(record) = self.streams.remove(&id) else {
             return;
         };
+        self.reset_after_end.remove(&record.key);
         if self.recent_closed.len() == RECENT_RESETS {
             self.recent_closed.pop_front();
         }

@@ -10,7 +10,9 @@ use framer::hpack::HeaderList;
 use framer::{
     Data, Frame, FrameError, HeaderBlock, Headers, Ping, Reason, Scope, Settings, StreamId,
 };
-use loopy::{Item, Role, StreamKey};
+use std::sync::Arc;
+
+use loopy::{Item, Role, StreamKey, WriteQuota};
 
 use super::validate::{self, ContentLength};
 use super::{
@@ -308,6 +310,7 @@ impl Connection {
             recv: self.inbound.new_stream(),
             content_length,
             response_seen: true,
+            quota: None,
         };
         self.streams.insert(id, record);
         self.peer_streams += 1;
@@ -315,11 +318,15 @@ impl Connection {
         self.timers.stop(Timer::Idle);
         // Registered before the application hears of it, so its response
         // items queue behind the registration.
+        let quota = Arc::new(WriteQuota::new(loopy::DEFAULT_WRITE_QUOTA));
         self.put(Item::Register {
             key,
             id,
-            quota: None,
+            quota: Some(quota.clone()),
         });
+        if let Some(record) = self.streams.get_mut(&id) {
+            record.quota = Some(quota);
+        }
         self.events.push_back(ConnEvent::Request {
             id,
             head,

@@ -254,7 +254,6 @@ impl Acceptor for HttpAcceptor {
             pool: self.pool.clone(),
             requests: HashMap::new(),
             max_inline_body: self.max_inline_body,
-            reset_when_sent: std::collections::HashSet::new(),
         })
     }
 }
@@ -276,8 +275,6 @@ struct HttpSession {
     pool: Option<Arc<Pool>>,
     requests: HashMap<StreamKey, InFlight>,
     max_inline_body: usize,
-    /// Streams to reset with NO_ERROR once their response is written.
-    reset_when_sent: std::collections::HashSet<StreamKey>,
 }
 
 impl Session for HttpSession {
@@ -303,11 +300,6 @@ impl Session for HttpSession {
             ConnEvent::Dropped { key, .. } => self.cancel(key, Reason::CANCEL),
             ConnEvent::Closed { key } => {
                 self.requests.remove(&key);
-                self.reset_when_sent.remove(&key);
-            }
-            // The 413 is out: stop the body nobody will read (§8.1).
-            ConnEvent::Sent { key } if self.reset_when_sent.remove(&key) => {
-                conn.reset(key, Reason::NO_ERROR);
             }
             ConnEvent::ConnectionClosed { .. } => {
                 let keys: Vec<StreamKey> = self.requests.keys().copied().collect();
@@ -336,10 +328,10 @@ impl HttpSession {
                 // 413, then (once it is out) RST_STREAM(NO_ERROR) to stop
                 // the rest of the body (RFC 9113 §8.1).
                 self.requests.remove(&key);
-                self.reset_when_sent.insert(key);
                 for item in response_items(key, Response::new(413, "request body too large\n")) {
                     let _ = conn.buffer().put(item);
                 }
+                conn.reset_after_response(key, Reason::NO_ERROR);
                 return;
             }
         }

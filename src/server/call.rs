@@ -1,0 +1,548 @@
+//! One call on the server: the state shared by its handler, the
+//! connection's session and the deadline timer ([`CallShared`]), the
+//! handler's [`Context`], and the blocking request stream and response sink.
+//!
+//! Completion happens exactly once, under the call's lock: the handler's
+//! result, a deadline, a client reset or a protocol failure, whichever
+//! comes first; later attempts are no-ops and the handler's further sends
+//! fail with CANCELLED.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use crossbeam_channel::{Receiver, Sender};
+use framer::hpack::{HeaderField, HeaderList};
+use framer::Reason;
+use loopy::{Item, StreamKey, WriteQuota};
+use parking_lot::Mutex;
+
+use super::service::Codec;
+use crate::grpc::{self, Code, Encoding, Metadata, Status};
+use crate::runtime::ConnHandle;
+
+/// What the session hands a streaming handler.
+pub(crate) enum Incoming {
+    /// One message and the wire bytes it took (released when consumed).
+    Message(Bytes, usize),
+    /// The client half-closed.
+    End,
+    /// The call failed (reset, deadline, bad message).
+    Error(Status),
+}
+
+#[derive(Default)]
+struct CallState {
+    headers_sent: bool,
+    finished: bool,
+    headers: Metadata,
+    trailers: Metadata,
+}
+
+/// The state of one call, shared by the handler thread, the connection's
+/// session and the deadline timer.
+pub(crate) struct CallShared {
+    pub(crate) key: StreamKey,
+    pub(crate) handle: ConnHandle,
+    cancelled: AtomicBool,
+    state: Mutex<CallState>,
+    quota: Option<Arc<WriteQuota>>,
+    max_send: usize,
+    send_encoding: Encoding,
+    /// Streaming calls: where failures reach a handler blocked in `recv`.
+    incoming: Mutex<Option<Sender<Incoming>>>,
+}
+
+impl CallShared {
+    pub(crate) fn new(
+        key: StreamKey,
+        handle: ConnHandle,
+        quota: Option<Arc<WriteQuota>>,
+        max_send: usize,
+        send_encoding: Encoding,
+    ) -> CallShared {
+        CallShared {
+            key,
+            handle,
+            cancelled: AtomicBool::new(false),
+            state: Mutex::new(CallState::default()),
+            quota,
+            max_send,
+            send_encoding,
+            incoming: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn set_incoming(&self, tx: Sender<Incoming>) {
+        *self.incoming.lock() = Some(tx);
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.lock().finished
+    }
+
+    fn response_headers(&self, state: &CallState) -> HeaderList {
+        let mut fields = vec![
+            HeaderField::new(":status", "200"),
+            HeaderField::new("content-type", "application/grpc"),
+            HeaderField::new("grpc-accept-encoding", grpc::accept_encoding_header()),
+        ];
+        if self.send_encoding != Encoding::Identity {
+            fields.push(HeaderField::new(
+                "grpc-encoding",
+                self.send_encoding.as_str(),
+            ));
+        }
+        state.headers.to_headers(&mut fields);
+        fields
+    }
+
+    /// The length-prefixed (and, if negotiated, compressed) message.
+    fn frame(&self, payload: &[u8]) -> Result<Bytes, Status> {
+        let (compressed, body) = match self.send_encoding {
+            Encoding::Identity => (false, Bytes::copy_from_slice(payload)),
+            encoding => {
+                let body = grpc::compress(encoding, payload).map_err(|e| {
+                    Status::internal(format!("failed to compress the message: {e}"))
+                })?;
+                (true, body)
+            }
+        };
+        if body.len() > grpc::message::MAX_WIRE_LEN {
+            return Err(Status::resource_exhausted(format!(
+                "a message of {} bytes does not fit a gRPC frame",
+                body.len()
+            )));
+        }
+        let mut framed = BytesMut::with_capacity(5 + body.len());
+        framed.extend_from_slice(&grpc::message_prefix(body.len(), compressed));
+        framed.extend_from_slice(&body);
+        Ok(framed.freeze())
+    }
+
+    fn check_send(&self, payload: &[u8]) -> Result<(), Status> {
+        if self.is_cancelled() {
+            return Err(Status::cancelled("the call was cancelled"));
+        }
+        if payload.len() > self.max_send {
+            return Err(Status::resource_exhausted(format!(
+                "trying to send message larger than max ({} vs. {})",
+                payload.len(),
+                self.max_send
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends one response message, waiting while the stream's write quota
+    /// is spent (flow-control backpressure).
+    pub(crate) fn send_message(
+        &self,
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), Status> {
+        self.check_send(payload)?;
+        let framed = self.frame(payload)?;
+        if let Some(quota) = &self.quota {
+            quota.acquire(framed.len(), deadline).map_err(|e| match e {
+                loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
+                loopy::QuotaError::Closed => Status::cancelled("the call was cancelled"),
+            })?;
+        }
+        let mut items = Vec::with_capacity(2);
+        {
+            let mut state = self.state.lock();
+            if state.finished || self.is_cancelled() {
+                return Err(Status::cancelled("the call was cancelled"));
+            }
+            if !state.headers_sent {
+                state.headers_sent = true;
+                items.push(Item::Headers {
+                    key: self.key,
+                    fields: self.response_headers(&state),
+                    end_stream: false,
+                });
+            }
+            items.push(Item::Data {
+                key: self.key,
+                data: framed,
+                end_stream: false,
+            });
+        }
+        self.handle
+            .send(items)
+            .map_err(|_| Status::unavailable("the connection is closed"))
+    }
+
+    /// Sends the response headers now (before any message).
+    pub(crate) fn send_headers(&self) -> Result<(), Status> {
+        let mut state = self.state.lock();
+        if state.finished || self.is_cancelled() {
+            return Err(Status::cancelled("the call was cancelled"));
+        }
+        if state.headers_sent {
+            return Ok(());
+        }
+        state.headers_sent = true;
+        let item = Item::Headers {
+            key: self.key,
+            fields: self.response_headers(&state),
+            end_stream: false,
+        };
+        drop(state);
+        self.handle
+            .send([item])
+            .map_err(|_| Status::unavailable("the connection is closed"))
+    }
+
+    /// Ends the call: an optional last message, then the status in the
+    /// trailers (or a trailers-only response). Exactly once; returns false
+    /// if the call had already ended.
+    pub(crate) fn finish(&self, message: Option<&[u8]>, status: Status) -> bool {
+        let mut status = status;
+        let framed = match message {
+            Some(payload) => match self.check_send(payload).and_then(|()| self.frame(payload)) {
+                Ok(framed) => Some(framed),
+                Err(err) => {
+                    status = err;
+                    None
+                }
+            },
+            None => None,
+        };
+        let items = {
+            let mut state = self.state.lock();
+            if state.finished {
+                return false;
+            }
+            state.finished = true;
+            let mut items = Vec::with_capacity(3);
+            let mut trailers = Vec::with_capacity(4);
+            if !state.headers_sent && framed.is_none() {
+                // Trailers-only: one HEADERS with the status.
+                trailers = self.response_headers(&state);
+            } else if !state.headers_sent {
+                state.headers_sent = true;
+                items.push(Item::Headers {
+                    key: self.key,
+                    fields: self.response_headers(&state),
+                    end_stream: false,
+                });
+            }
+            if let Some(framed) = framed {
+                items.push(Item::Data {
+                    key: self.key,
+                    data: framed,
+                    end_stream: false,
+                });
+            }
+            let metadata = merge(&state.trailers, status.metadata());
+            let status = status.with_metadata(metadata);
+            status.to_trailers(&mut trailers);
+            items.push(Item::Headers {
+                key: self.key,
+                fields: trailers,
+                end_stream: true,
+            });
+            items
+        };
+        let _ = self.handle.send(items);
+        true
+    }
+
+    /// The client went away (reset, connection closed): the handler's
+    /// blocked operations fail with CANCELLED, nothing more is sent.
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.state.lock().finished = true;
+        self.fail_incoming(Status::cancelled("the call was cancelled by the client"));
+        if let Some(quota) = &self.quota {
+            quota.close();
+        }
+    }
+
+    /// The deadline passed: DEADLINE_EXCEEDED in the trailers where still
+    /// possible, then RST_STREAM(CANCEL); the handler sees cancellation.
+    pub(crate) fn expire(&self) {
+        if self.is_finished() {
+            return;
+        }
+        self.cancelled.store(true, Ordering::Release);
+        self.fail_incoming(Status::deadline_exceeded("deadline exceeded"));
+        if let Some(quota) = &self.quota {
+            quota.close();
+        }
+        if self.finish(None, Status::deadline_exceeded("deadline exceeded")) {
+            let key = self.key;
+            self.handle
+                .with(|conn| conn.reset_after_response(key, Reason::CANCEL));
+        }
+    }
+
+    fn fail_incoming(&self, status: Status) {
+        if let Some(tx) = self.incoming.lock().take() {
+            let _ = tx.send(Incoming::Error(status));
+        }
+    }
+}
+
+/// `base` then `extra`, as one metadata set.
+fn merge(base: &Metadata, extra: &Metadata) -> Metadata {
+    let mut merged = base.clone();
+    for (key, value) in extra.iter_raw() {
+        merged.append_raw(key, value);
+    }
+    merged
+}
+
+/// What a handler knows about its call, and how it shapes the response
+/// metadata.
+pub struct Context {
+    pub(crate) call: Arc<CallShared>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) metadata: Metadata,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) method: String,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("method", &self.method)
+            .field("peer", &self.peer)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The request metadata (custom headers; reserved ones are not here).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The full method name, `/package.Service/Method`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The call's deadline, from the client's `grpc-timeout`.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left before the deadline (`None`: no deadline).
+    pub fn time_remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// True once the client cancelled, the deadline passed, or the
+    /// connection went away: stop working, the answer will not be sent.
+    pub fn is_cancelled(&self) -> bool {
+        self.call.is_cancelled()
+    }
+
+    /// Adds response header metadata (before the first message is sent).
+    pub fn set_header(&self, metadata: &Metadata) {
+        let mut state = self.call.state.lock();
+        for (key, value) in metadata.iter_raw() {
+            state.headers.append_raw(key, value);
+        }
+    }
+
+    /// Adds trailer metadata (sent with the status).
+    pub fn set_trailer(&self, metadata: &Metadata) {
+        let mut state = self.call.state.lock();
+        for (key, value) in metadata.iter_raw() {
+            state.trailers.append_raw(key, value);
+        }
+    }
+
+    /// Sends the response headers now, before any message.
+    pub fn send_headers(&self) -> Result<(), Status> {
+        self.call.send_headers()
+    }
+
+    /// Sleeps up to `d`, returning early (false) if the call is cancelled.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            if self.is_cancelled() {
+                return false;
+            }
+            std::thread::sleep((end - Instant::now()).min(Duration::from_millis(5)));
+        }
+        !self.is_cancelled()
+    }
+}
+
+/// The request messages of a streaming call, as bytes.
+pub struct RawRequests {
+    rx: Receiver<Incoming>,
+    call: Arc<CallShared>,
+    done: bool,
+}
+
+impl std::fmt::Debug for RawRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawRequests")
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl RawRequests {
+    pub(crate) fn new(rx: Receiver<Incoming>, call: Arc<CallShared>) -> RawRequests {
+        RawRequests {
+            rx,
+            call,
+            done: false,
+        }
+    }
+
+    /// The next request message; `Ok(None)` once the client half-closed.
+    /// Blocks until a message arrives; fails with CANCELLED (or
+    /// DEADLINE_EXCEEDED) if the call ends first.
+    pub fn recv(&mut self) -> Result<Option<Bytes>, Status> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.rx.recv() {
+            Ok(Incoming::Message(message, wire)) => {
+                let key = self.call.key;
+                self.call
+                    .handle
+                    .with(|conn| conn.release_capacity(key, wire));
+                Ok(Some(message))
+            }
+            Ok(Incoming::End) => {
+                self.done = true;
+                Ok(None)
+            }
+            Ok(Incoming::Error(status)) => {
+                self.done = true;
+                Err(status)
+            }
+            Err(_) => {
+                self.done = true;
+                Err(Status::cancelled("the call was cancelled"))
+            }
+        }
+    }
+}
+
+type DecodeFn<T> = Arc<dyn Fn(Bytes) -> Result<T, Status> + Send + Sync>;
+type EncodeFn<T> = Arc<dyn Fn(&T, &mut BytesMut) -> Result<(), Status> + Send + Sync>;
+
+/// A streaming call's requests, decoded with the method's codec.
+pub struct RequestStream<T> {
+    raw: RawRequests,
+    decode: DecodeFn<T>,
+}
+
+impl<T> std::fmt::Debug for RequestStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.raw.fmt(f)
+    }
+}
+
+impl<T: Send + 'static> RequestStream<T> {
+    pub(crate) fn new<C: Codec<Decode = T>>(raw: RawRequests, codec: Arc<C>) -> RequestStream<T> {
+        RequestStream {
+            raw,
+            decode: Arc::new(move |bytes| codec.decode(bytes)),
+        }
+    }
+
+    /// The next request; `Ok(None)` once the client half-closed.
+    pub fn recv(&mut self) -> Result<Option<T>, Status> {
+        match self.raw.recv()? {
+            Some(bytes) => (self.decode)(bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<T: Send + 'static> Iterator for RequestStream<T> {
+    type Item = Result<T, Status>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.recv().transpose()
+    }
+}
+
+/// Where a streaming handler sends response messages, as bytes.
+pub struct RawSink {
+    call: Arc<CallShared>,
+    deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for RawSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSink")
+            .field("key", &self.call.key)
+            .finish()
+    }
+}
+
+impl RawSink {
+    pub(crate) fn new(call: Arc<CallShared>, deadline: Option<Instant>) -> RawSink {
+        RawSink { call, deadline }
+    }
+
+    /// Sends one message. Blocks while the stream's buffered output is over
+    /// its quota (the client reads slowly); fails once the call is over.
+    pub fn send(&self, message: &[u8]) -> Result<(), Status> {
+        self.call.send_message(message, self.deadline)
+    }
+}
+
+/// A streaming call's responses, encoded with the method's codec.
+pub struct ResponseSink<T> {
+    raw: RawSink,
+    encode: EncodeFn<T>,
+}
+
+impl<T> std::fmt::Debug for ResponseSink<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.raw.fmt(f)
+    }
+}
+
+impl<T: Send + 'static> ResponseSink<T> {
+    pub(crate) fn new<C: Codec<Encode = T>>(raw: RawSink, codec: Arc<C>) -> ResponseSink<T> {
+        ResponseSink {
+            raw,
+            encode: Arc::new(move |item, dst| codec.encode(item, dst)),
+        }
+    }
+
+    /// Sends one response (see [`RawSink::send`]).
+    pub fn send(&self, item: &T) -> Result<(), Status> {
+        let mut buf = BytesMut::new();
+        (self.encode)(item, &mut buf)?;
+        self.raw.send(&buf)
+    }
+}
+
+/// The status a handler's error becomes; `Code::Ok` from a handler error is
+/// turned into UNKNOWN (an error must not look like success).
+pub(crate) fn error_status(status: Status) -> Status {
+    if status.code() == Code::Ok {
+        Status::unknown("handler returned an error with code OK")
+    } else {
+        status
+    }
+}
