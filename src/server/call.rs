@@ -41,6 +41,55 @@ struct CallState {
     trailers: Metadata,
 }
 
+/// Request bytes a streaming handler has not consumed yet, and window
+/// withheld because of them: while more than `limit` bytes of complete
+/// messages wait for the handler, newly arrived bytes keep their window
+/// closed (backpressure to the client); the handler's reads reopen it.
+/// Memory per call stays under `limit` plus one receive window.
+pub(crate) struct Backlog {
+    state: Mutex<(usize, usize)>,
+    limit: usize,
+}
+
+impl Backlog {
+    pub(crate) fn new(limit: usize) -> Backlog {
+        Backlog {
+            state: Mutex::new((0, 0)),
+            limit,
+        }
+    }
+
+    /// `n` DATA bytes arrived: how many to release now.
+    pub(crate) fn on_arrival(&self, n: usize) -> usize {
+        let mut state = self.state.lock();
+        let (queued, withheld) = &mut *state;
+        if *queued > self.limit {
+            *withheld += n;
+            0
+        } else {
+            n
+        }
+    }
+
+    /// A complete message of `wire` bytes was queued for the handler.
+    pub(crate) fn queued(&self, wire: usize) {
+        self.state.lock().0 += wire;
+    }
+
+    /// The handler took a message of `wire` bytes: how many withheld
+    /// bytes to release now.
+    pub(crate) fn consumed(&self, wire: usize) -> usize {
+        let mut state = self.state.lock();
+        let (queued, withheld) = &mut *state;
+        *queued = queued.saturating_sub(wire);
+        if *queued <= self.limit {
+            std::mem::take(withheld)
+        } else {
+            0
+        }
+    }
+}
+
 /// The state of one call, shared by the handler thread, the connection's
 /// session and the deadline timer.
 pub(crate) struct CallShared {
@@ -53,6 +102,8 @@ pub(crate) struct CallShared {
     send_encoding: Encoding,
     /// Streaming calls: where failures reach a handler blocked in `recv`.
     incoming: Mutex<Option<Sender<Incoming>>>,
+    /// Streaming calls: request bytes waiting for the handler.
+    pub(crate) backlog: Backlog,
 }
 
 impl CallShared {
@@ -62,6 +113,7 @@ impl CallShared {
         quota: Option<Arc<WriteQuota>>,
         max_send: usize,
         send_encoding: Encoding,
+        backlog_limit: usize,
     ) -> CallShared {
         CallShared {
             key,
@@ -72,6 +124,7 @@ impl CallShared {
             max_send,
             send_encoding,
             incoming: Mutex::new(None),
+            backlog: Backlog::new(backlog_limit),
         }
     }
 
@@ -421,10 +474,13 @@ impl RawRequests {
         }
         match self.rx.recv() {
             Ok(Incoming::Message(message, wire)) => {
-                let key = self.call.key;
-                self.call
-                    .handle
-                    .with(|conn| conn.release_capacity(key, wire));
+                let release = self.call.backlog.consumed(wire);
+                if release > 0 {
+                    let key = self.call.key;
+                    self.call
+                        .handle
+                        .with(|conn| conn.release_capacity(key, release));
+                }
                 Ok(Some(message))
             }
             Ok(Incoming::End) => {

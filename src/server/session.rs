@@ -208,6 +208,7 @@ impl GrpcSession {
             conn.write_quota(key),
             self.server.config.max_send_message_size,
             send_encoding,
+            self.server.config.max_receive_message_size,
         ));
         if let Some(at) = deadline {
             self.server.deadlines.add(at, &call);
@@ -255,6 +256,16 @@ impl GrpcSession {
         let Some(entry) = self.calls.get_mut(&key) else {
             return conn.release_capacity(key, n);
         };
+        // Flow control: the bytes of a message still being assembled sit in
+        // our decoder (bounded by the receive limit), so their window
+        // reopens now — a message larger than the window could never
+        // complete otherwise. Complete messages queued for a streaming
+        // handler hold the window back only while that queue is over its
+        // bound; the handler's reads release it (see `Backlog`).
+        match entry.call.backlog.on_arrival(n) {
+            0 => {}
+            release => conn.release_capacity(key, release),
+        }
         entry.decoder.push(data);
         loop {
             let message = match entry.decoder.next() {
@@ -295,9 +306,6 @@ impl GrpcSession {
                     count,
                     ..
                 } => {
-                    // The unary request is held by us, not the handler:
-                    // reopen the window now.
-                    conn.release_capacity(key, wire);
                     *count += 1;
                     if *count > 1 {
                         let status = Status::internal("grpc: two request messages for a unary RPC");
@@ -306,8 +314,8 @@ impl GrpcSession {
                     *slot = Some(payload);
                 }
                 Delivery::Stream(tx) => {
-                    if tx.send(Incoming::Message(payload, wire)).is_err() {
-                        conn.release_capacity(key, wire);
+                    if tx.send(Incoming::Message(payload, wire)).is_ok() {
+                        entry.call.backlog.queued(wire);
                     }
                 }
             }
@@ -357,7 +365,9 @@ impl GrpcSession {
             entry.call.finish(None, status);
             entry.call.cancel();
         }
-        conn.reset_after_response(key, Reason::CANCEL);
+        // NO_ERROR (RFC 9113 §8.1, as grpc-go): the status in the trailers
+        // stands; the reset only stops the rest of the request.
+        conn.reset_after_response(key, Reason::NO_ERROR);
     }
 
     fn dispatch_unary(
