@@ -66,7 +66,7 @@ fn start() -> TestServer {
     let cancelled_seen = Arc::new(AtomicBool::new(false));
     let seen = cancelled_seen.clone();
     let order = Arc::new(Mutex::new(Vec::new()));
-    let (o1, o2) = (order.clone(), order.clone());
+    let (o1, o2, o3, o4) = (order.clone(), order.clone(), order.clone(), order.clone());
     let service = ServiceDesc::new("test.S")
         .method(MethodDesc::raw_unary(
             "Echo",
@@ -102,6 +102,17 @@ fn start() -> TestServer {
         .unary_interceptor(move |ctx, req, next| {
             o2.lock().unwrap().push("second");
             next(ctx, req)
+        })
+        .stream_interceptor(move |_ctx, next| {
+            o3.lock().unwrap().push("stream first");
+            next()
+        })
+        .stream_interceptor(move |ctx, next| {
+            o4.lock().unwrap().push("stream second");
+            if ctx.metadata().get("x-deny").is_some() {
+                return Err(Status::permission_denied("denied by the interceptor"));
+            }
+            next()
         })
         .build();
     server.add_service(service).unwrap();
@@ -345,6 +356,28 @@ fn bidi_streams_echo_in_order() {
     assert_eq!(status, 200);
     assert_eq!(echoed, body);
     assert_eq!(grpc_status(&trailers.unwrap()).0, Code::Ok);
+    assert_eq!(
+        *server.order.lock().unwrap(),
+        vec!["stream first", "stream second"]
+    );
+
+    // An interceptor can answer instead of the handler.
+    let mut fields = grpc_request("b");
+    fields.push(field("x-deny", "1"));
+    p.send(
+        frames::headers(3)
+            .request("POST", "/test.S/Bidi")
+            .fields(fields),
+    );
+    p.send(frames::data(3, message(b"x")).eos());
+    let (_, headers, _, trailers) = p.expect_full_response(3);
+    assert_eq!(
+        grpc_status(&trailers.unwrap_or(headers)),
+        (
+            Code::PermissionDenied,
+            "denied by the interceptor".to_string()
+        )
+    );
 }
 
 #[test]
