@@ -14,6 +14,7 @@ pub use framer;
 pub use loopy;
 
 pub mod conn;
+mod deadline;
 pub mod grpc;
 pub mod http;
 mod pool;

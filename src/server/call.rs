@@ -320,9 +320,17 @@ impl CallShared {
         }
     }
 
+    fn fail_incoming(&self, status: Status) {
+        if let Some(tx) = self.incoming.lock().take() {
+            let _ = tx.send(Incoming::Error(status));
+        }
+    }
+}
+
+impl crate::deadline::Expire for CallShared {
     /// The deadline passed: DEADLINE_EXCEEDED in the trailers where still
     /// possible, then RST_STREAM(CANCEL); the handler sees cancellation.
-    pub(crate) fn expire(&self) {
+    fn expire(&self) {
         if self.is_finished() {
             return;
         }
@@ -335,12 +343,6 @@ impl CallShared {
             let key = self.key;
             self.handle
                 .with(|conn| conn.reset_after_response(key, Reason::CANCEL));
-        }
-    }
-
-    fn fail_incoming(&self, status: Status) {
-        if let Some(tx) = self.incoming.lock().take() {
-            let _ = tx.send(Incoming::Error(status));
         }
     }
 }

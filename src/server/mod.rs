@@ -28,7 +28,6 @@
 //! pool, since they wait for messages.
 
 mod call;
-mod deadline;
 pub mod health;
 mod service;
 mod session;
@@ -46,12 +45,12 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::conn::{ConnConfig, EnforcementPolicy, ServerKeepalive};
+use crate::deadline::Deadlines;
 use crate::grpc::{Encoding, Status};
 use crate::pool::{Job, Pool};
 use crate::runtime::{
     Acceptor, ConnHandle, ListenerConfig, ListenerHandle, Runtime, RuntimeConfig, Session,
 };
-use deadline::Deadlines;
 use service::Handler;
 use session::GrpcSession;
 

@@ -1,5 +1,6 @@
-//! The deadline timer: one thread per server that expires calls whose
-//! `grpc-timeout` has passed (DEADLINE_EXCEEDED, RST_STREAM CANCEL).
+//! The deadline timer: one thread per server or channel that expires calls
+//! whose deadline has passed (server: DEADLINE_EXCEEDED then RST_STREAM
+//! CANCEL; client: the call fails with DEADLINE_EXCEEDED and is reset).
 //! Calls are held weakly: a call that finished and went away costs nothing.
 
 use std::cmp::Reverse;
@@ -9,12 +10,16 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::call::CallShared;
+/// Something with a deadline.
+pub(crate) trait Expire: Send + Sync {
+    /// The deadline passed.
+    fn expire(&self);
+}
 
 struct Entry {
     at: Instant,
     seq: u64,
-    call: Weak<CallShared>,
+    call: Weak<dyn Expire>,
 }
 
 impl PartialEq for Entry {
@@ -50,7 +55,8 @@ pub(crate) struct Deadlines {
 
 impl Deadlines {
     /// Expires `call` at `at` unless it finished first.
-    pub(crate) fn add(&self, at: Instant, call: &Arc<CallShared>) {
+    pub(crate) fn add<T: Expire + 'static>(&self, at: Instant, call: &Arc<T>) {
+        let call: Arc<dyn Expire> = call.clone();
         let mut state = self.state.lock();
         state.seq += 1;
         let seq = state.seq;
@@ -58,7 +64,7 @@ impl Deadlines {
         state.heap.push(Reverse(Entry {
             at,
             seq,
-            call: Arc::downgrade(call),
+            call: Arc::downgrade(&call),
         }));
         if earliest {
             self.cond.notify_one();
