@@ -13,6 +13,8 @@
 pub use framer;
 pub use loopy;
 
+mod backlog;
+pub mod client;
 pub mod conn;
 mod deadline;
 pub mod grpc;

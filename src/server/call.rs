@@ -20,6 +20,7 @@ use loopy::{Item, StreamKey, WriteQuota};
 use parking_lot::Mutex;
 
 use super::service::Codec;
+use crate::backlog::Backlog;
 use crate::grpc::{self, Code, Encoding, Metadata, Status};
 use crate::runtime::ConnHandle;
 
@@ -39,55 +40,6 @@ struct CallState {
     finished: bool,
     headers: Metadata,
     trailers: Metadata,
-}
-
-/// Request bytes a streaming handler has not consumed yet, and window
-/// withheld because of them: while more than `limit` bytes of complete
-/// messages wait for the handler, newly arrived bytes keep their window
-/// closed (backpressure to the client); the handler's reads reopen it.
-/// Memory per call stays under `limit` plus one receive window.
-pub(crate) struct Backlog {
-    state: Mutex<(usize, usize)>,
-    limit: usize,
-}
-
-impl Backlog {
-    pub(crate) fn new(limit: usize) -> Backlog {
-        Backlog {
-            state: Mutex::new((0, 0)),
-            limit,
-        }
-    }
-
-    /// `n` DATA bytes arrived: how many to release now.
-    pub(crate) fn on_arrival(&self, n: usize) -> usize {
-        let mut state = self.state.lock();
-        let (queued, withheld) = &mut *state;
-        if *queued > self.limit {
-            *withheld += n;
-            0
-        } else {
-            n
-        }
-    }
-
-    /// A complete message of `wire` bytes was queued for the handler.
-    pub(crate) fn queued(&self, wire: usize) {
-        self.state.lock().0 += wire;
-    }
-
-    /// The handler took a message of `wire` bytes: how many withheld
-    /// bytes to release now.
-    pub(crate) fn consumed(&self, wire: usize) -> usize {
-        let mut state = self.state.lock();
-        let (queued, withheld) = &mut *state;
-        *queued = queued.saturating_sub(wire);
-        if *queued <= self.limit {
-            std::mem::take(withheld)
-        } else {
-            0
-        }
-    }
 }
 
 /// The state of one call, shared by the handler thread, the connection's

@@ -1,0 +1,447 @@
+//! One client call: its state as the connection's session fills it in
+//! (response headers, messages, trailers, or a failure), the blocking waits
+//! on it, completion handles with callbacks, and the streaming call object.
+//!
+//! Every way a call can end maps to a status: trailers (or a trailers-only
+//! response) give the server's; RST_STREAM codes map per the gRPC spec
+//! (CANCEL → CANCELLED, REFUSED_STREAM → UNAVAILABLE, …); a GOAWAY above
+//! our stream, a lost connection or a refused connect give UNAVAILABLE; our
+//! deadline gives DEADLINE_EXCEEDED.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use framer::hpack::HeaderList;
+use framer::Reason;
+use loopy::{Item, StreamKey, WriteQuota};
+use parking_lot::{Condvar, Mutex};
+
+use crate::backlog::Backlog;
+use crate::conn::validate::ResponseHead;
+use crate::deadline::Expire;
+use crate::grpc::{self, Code, Encoding, MessageDecoder, Metadata, Status};
+use crate::runtime::ConnHandle;
+
+type Callback = Box<dyn FnOnce(&Status) + Send>;
+
+#[derive(Default)]
+struct State {
+    headers: Option<Metadata>,
+    messages: VecDeque<(Bytes, usize)>,
+    decoder: Option<MessageDecoder>,
+    encoding: Option<Encoding>,
+    /// Published: waiters return.
+    status: Option<Status>,
+    /// Decided (first completion wins); the callback may still be running.
+    ending: Option<Status>,
+    trailers: Metadata,
+    callback: Option<Callback>,
+}
+
+/// The shared state of one client call.
+pub(crate) struct ClientCall {
+    pub(crate) key: StreamKey,
+    pub(crate) handle: ConnHandle,
+    pub(crate) quota: Arc<WriteQuota>,
+    state: Mutex<State>,
+    cond: Condvar,
+    max_recv: usize,
+    max_send: usize,
+    send_encoding: Encoding,
+    /// Messages waiting for the reader, and window withheld for them.
+    backlog: Backlog,
+}
+
+impl ClientCall {
+    pub(crate) fn new(
+        key: StreamKey,
+        handle: ConnHandle,
+        max_recv: usize,
+        max_send: usize,
+        send_encoding: Encoding,
+    ) -> ClientCall {
+        ClientCall {
+            key,
+            handle,
+            quota: Arc::new(WriteQuota::new(loopy::DEFAULT_WRITE_QUOTA)),
+            state: Mutex::new(State {
+                decoder: Some(MessageDecoder::new(max_recv)),
+                ..State::default()
+            }),
+            cond: Condvar::new(),
+            max_recv,
+            max_send,
+            send_encoding,
+            backlog: Backlog::new(max_recv),
+        }
+    }
+
+    // --- from the connection's session (loop thread, connection locked) ---
+
+    pub(crate) fn on_response(&self, head: ResponseHead, end_stream: bool) -> Option<usize> {
+        if (100..200).contains(&head.status) {
+            return None; // informational
+        }
+        let mut state = self.state.lock();
+        if end_stream {
+            // Trailers-only (or an HTTP error without a body).
+            let status = if head.fields.iter().any(|f| f.name == "grpc-status") {
+                Status::from_trailers(&head.fields)
+            } else {
+                http_status(head.status)
+            };
+            state.trailers = Metadata::from_headers(&head.fields);
+            drop(state);
+            self.complete(status);
+            return None;
+        }
+        if head.status != 200 {
+            drop(state);
+            self.complete(http_status(head.status));
+            return None;
+        }
+        let content_type = head
+            .fields
+            .iter()
+            .find(|f| f.name == "content-type")
+            .map(|f| f.value.clone());
+        if !content_type
+            .as_deref()
+            .is_some_and(|v| v.starts_with(b"application/grpc"))
+        {
+            drop(state);
+            self.complete(Status::unknown("the response is not gRPC (content-type)"));
+            return None;
+        }
+        state.encoding = match head.fields.iter().find(|f| f.name == "grpc-encoding") {
+            Some(f) => Encoding::from_header(&f.value),
+            None => Some(Encoding::Identity),
+        };
+        state.headers = Some(Metadata::from_headers(&head.fields));
+        drop(state);
+        self.cond.notify_all();
+        None
+    }
+
+    /// DATA arrived; returns the bytes whose window may reopen now.
+    pub(crate) fn on_data(&self, data: Bytes) -> usize {
+        let n = data.len();
+        let release = self.backlog.on_arrival(n);
+        let mut state = self.state.lock();
+        if state.ending.is_some() {
+            return n;
+        }
+        let Some(encoding) = state.encoding else {
+            drop(state);
+            self.complete(Status::internal(
+                "unsupported grpc-encoding in the response",
+            ));
+            return n;
+        };
+        let mut failure = None;
+        let state = &mut *state;
+        if let Some(decoder) = state.decoder.as_mut() {
+            decoder.push(data);
+            loop {
+                match decoder.next() {
+                    Ok(Some(message)) => {
+                        let wire = 5 + message.payload.len();
+                        let payload = if message.compressed {
+                            match grpc::decompress(encoding, &message.payload, self.max_recv) {
+                                Ok(p) => p,
+                                Err(e) => {
+                                    failure = Some(Status::resource_exhausted(format!(
+                                        "failed to decompress the response: {e}"
+                                    )));
+                                    break;
+                                }
+                            }
+                        } else {
+                            message.payload
+                        };
+                        state.messages.push_back((payload, wire));
+                        self.backlog.queued(wire);
+                    }
+                    Ok(None) => break,
+                    Err(grpc::MessageError::TooLarge { len, max }) => {
+                        failure = Some(Status::resource_exhausted(format!(
+                            "grpc: received message larger than max ({len} vs. {max})"
+                        )));
+                        break;
+                    }
+                    Err(e) => {
+                        failure = Some(Status::internal(format!("grpc: {e}")));
+                        break;
+                    }
+                }
+            }
+        }
+        self.cond.notify_all();
+        if let Some(status) = failure {
+            self.complete(status);
+            let key = self.key;
+            // We are in the session with the connection locked: queue it.
+            let _ = self.handle.buffer().put(Item::Reset {
+                key,
+                reason: Reason::CANCEL,
+            });
+            return n;
+        }
+        release
+    }
+
+    pub(crate) fn on_trailers(&self, fields: &HeaderList) {
+        let status = Status::from_trailers(fields);
+        self.state.lock().trailers = Metadata::from_headers(fields);
+        self.complete(status);
+    }
+
+    pub(crate) fn on_reset(&self, reason: Reason) {
+        self.complete(Status::new(
+            Code::from_h2_reason(reason),
+            format!("stream reset by the server: {reason}"),
+        ));
+    }
+
+    /// Ends the call with `status` (first one wins) and runs the callback.
+    /// The completion callback runs before the status is published, so a
+    /// waiter that returns has seen its callback done.
+    pub(crate) fn complete(&self, status: Status) {
+        let (status, callback) = {
+            let mut state = self.state.lock();
+            if state.ending.is_some() {
+                return;
+            }
+            // A clean end with a message cut short is an error.
+            let status = if status.code() == Code::Ok
+                && state.decoder.as_ref().is_some_and(|d| d.finish().is_err())
+            {
+                Status::internal("the response ended inside a message")
+            } else {
+                status
+            };
+            state.ending = Some(status.clone());
+            (status, state.callback.take())
+        };
+        if let Some(callback) = callback {
+            callback(&status);
+        }
+        self.state.lock().status = Some(status);
+        self.quota.close();
+        self.cond.notify_all();
+    }
+
+    // --- from the application ----------------------------------------------
+
+    pub(crate) fn send_message(
+        &self,
+        payload: &[u8],
+        end: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), Status> {
+        if payload.len() > self.max_send {
+            return Err(Status::resource_exhausted(format!(
+                "trying to send message larger than max ({} vs. {})",
+                payload.len(),
+                self.max_send
+            )));
+        }
+        let (compressed, body) = match self.send_encoding {
+            Encoding::Identity => (false, Bytes::copy_from_slice(payload)),
+            e => (
+                true,
+                grpc::compress(e, payload)
+                    .map_err(|e| Status::internal(format!("compression failed: {e}")))?,
+            ),
+        };
+        let mut framed = BytesMut::with_capacity(5 + body.len());
+        framed.extend_from_slice(&grpc::message_prefix(body.len(), compressed));
+        framed.extend_from_slice(&body);
+        if let Err(e) = self.quota.acquire(framed.len(), deadline) {
+            return Err(self.status().unwrap_or_else(|| match e {
+                loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
+                loopy::QuotaError::Closed => Status::cancelled("the call ended"),
+            }));
+        }
+        self.handle
+            .send([Item::Data {
+                key: self.key,
+                data: framed.freeze(),
+                end_stream: end,
+            }])
+            .map_err(|_| Status::unavailable("the connection is closed"))
+    }
+
+    pub(crate) fn close_send(&self) -> Result<(), Status> {
+        self.handle
+            .send([Item::Data {
+                key: self.key,
+                data: Bytes::new(),
+                end_stream: true,
+            }])
+            .map_err(|_| Status::unavailable("the connection is closed"))
+    }
+
+    /// The final status, if the call has ended.
+    pub(crate) fn status(&self) -> Option<Status> {
+        self.state.lock().status.clone()
+    }
+
+    /// Waits for the next message; `Ok(None)` at a clean end.
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Option<Bytes>, Status> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some((message, wire)) = state.messages.pop_front() {
+                drop(state);
+                let release = self.backlog.consumed(wire);
+                if release > 0 {
+                    let key = self.key;
+                    self.handle.with(|conn| conn.release_capacity(key, release));
+                }
+                return Ok(Some(message));
+            }
+            if let Some(status) = &state.status {
+                return if status.code() == Code::Ok {
+                    Ok(None)
+                } else {
+                    Err(status.clone())
+                };
+            }
+            if wait(&self.cond, &mut state, deadline) {
+                drop(state);
+                self.expire();
+                state = self.state.lock();
+            }
+        }
+    }
+
+    /// Waits for the response headers (or the end).
+    pub(crate) fn headers(&self, deadline: Option<Instant>) -> Result<Metadata, Status> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(headers) = &state.headers {
+                return Ok(headers.clone());
+            }
+            if let Some(status) = &state.status {
+                return if status.code() == Code::Ok {
+                    Ok(Metadata::new())
+                } else {
+                    Err(status.clone())
+                };
+            }
+            if wait(&self.cond, &mut state, deadline) {
+                drop(state);
+                self.expire();
+                state = self.state.lock();
+            }
+        }
+    }
+
+    /// Waits for the end; the status and trailers.
+    pub(crate) fn finish(&self, deadline: Option<Instant>) -> (Status, Metadata) {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(status) = &state.status {
+                return (status.clone(), state.trailers.clone());
+            }
+            if wait(&self.cond, &mut state, deadline) {
+                drop(state);
+                self.expire();
+                state = self.state.lock();
+            }
+        }
+    }
+
+    /// Unary result: exactly one message and OK.
+    pub(crate) fn unary_result(&self, timeout: Option<Duration>) -> Option<Result<Bytes, Status>> {
+        let mut state = self.state.lock();
+        if state.status.is_none() {
+            let until = timeout.map(|t| Instant::now() + t);
+            while state.status.is_none() {
+                if let Some(until) = until {
+                    if self.cond.wait_until(&mut state, until).timed_out() {
+                        break;
+                    }
+                } else {
+                    self.cond.wait(&mut state);
+                }
+            }
+        }
+        let status = state.status.clone()?;
+        if status.code() != Code::Ok {
+            return Some(Err(status));
+        }
+        Some(
+            match (state.messages.pop_front(), state.messages.is_empty()) {
+                (Some((message, _)), true) => Ok(message),
+                (None, _) => Err(Status::internal(
+                    "the server sent no response message for a unary call",
+                )),
+                (Some(_), false) => Err(Status::internal(
+                    "the server sent more than one response message for a unary call",
+                )),
+            },
+        )
+    }
+
+    pub(crate) fn on_complete(&self, callback: Callback) {
+        let mut state = self.state.lock();
+        match state.ending.clone() {
+            Some(status) => {
+                drop(state);
+                callback(&status);
+            }
+            None => state.callback = Some(callback),
+        }
+    }
+
+    /// The application gives up (drop, cancel): RST_STREAM(CANCEL).
+    pub(crate) fn cancel(&self, status: Status) {
+        if self.state.lock().ending.is_some() {
+            return;
+        }
+        self.complete(status);
+        let key = self.key;
+        let _ = self.handle.send([Item::Reset {
+            key,
+            reason: Reason::CANCEL,
+        }]);
+    }
+
+    pub(crate) fn trailers(&self) -> Metadata {
+        self.state.lock().trailers.clone()
+    }
+}
+
+impl crate::deadline::Expire for ClientCall {
+    fn expire(&self) {
+        self.cancel(Status::deadline_exceeded("deadline exceeded"));
+    }
+}
+
+/// Waits on `cond` until notified or `deadline`; true if the deadline passed.
+fn wait(
+    cond: &Condvar,
+    state: &mut parking_lot::MutexGuard<'_, State>,
+    deadline: Option<Instant>,
+) -> bool {
+    match deadline {
+        Some(deadline) => {
+            cond.wait_until(state, deadline).timed_out() && Instant::now() >= deadline
+        }
+        None => {
+            cond.wait(state);
+            false
+        }
+    }
+}
+
+/// A non-200 HTTP status with no grpc-status (gRPC's HTTP mapping).
+fn http_status(status: u16) -> Status {
+    Status::new(
+        Code::from_http_status(status),
+        format!("unexpected HTTP status code received from server: {status}"),
+    )
+}

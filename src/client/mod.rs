@@ -1,0 +1,241 @@
+//! The gRPC client (grpc-go's ClientConn without an async runtime):
+//! [`Channel`]s to targets, blocking calls, completion handles so one
+//! thread can keep thousands of calls in flight, and streaming calls.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use mio_grpc::client::{CallOptions, Channel, ChannelOptions};
+//!
+//! let channel = Channel::new("localhost:50051", ChannelOptions::default()).unwrap();
+//! let options = CallOptions::default().timeout(Duration::from_secs(1));
+//! // Many calls in flight from one thread: start them, then wait.
+//! let calls: Vec<_> = (0..100)
+//!     .map(|_| channel.start_unary_raw("/pkg.Svc/Method", bytes::Bytes::new(), options.clone()))
+//!     .collect();
+//! for call in calls {
+//!     println!("{:?}", call.wait().map(|reply| reply.len()));
+//! }
+//! ```
+//!
+//! Still to come (tracked in the client issue): round_robin and balancer
+//! plug-ins, service-config-driven retries and throttling, idle timeout,
+//! unix-socket targets on the runtime, interceptors.
+
+pub mod backoff;
+mod call;
+mod channel;
+pub mod connectivity;
+pub mod resolver;
+// pub mod service_config; (the helper is writing it)
+pub mod target;
+
+pub use channel::{Channel, ChannelError, ChannelOptions};
+pub use connectivity::ConnectivityState;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::grpc::{Encoding, Metadata, Status};
+use call::ClientCall;
+
+/// A per-call credentials hook: metadata to add for a method (e.g. a
+/// bearer token), or a status to fail the call with.
+pub type Credentials = Arc<dyn Fn(&str) -> Result<Metadata, Status> + Send + Sync>;
+
+/// Options of one call.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// The deadline (sent as `grpc-timeout`, and enforced here).
+    pub deadline: Option<Instant>,
+    /// Wait for the channel to be ready instead of failing fast.
+    pub wait_for_ready: bool,
+    /// Request metadata.
+    pub metadata: Metadata,
+    /// Compress request messages (gzip).
+    pub compression: Option<Encoding>,
+    /// The largest request message (default: the channel's).
+    pub max_send_message_size: Option<usize>,
+    /// The largest response message (default: the channel's, 4 MiB).
+    pub max_receive_message_size: Option<usize>,
+    /// Per-call credentials.
+    pub credentials: Option<Credentials>,
+}
+
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("deadline", &self.deadline)
+            .field("wait_for_ready", &self.wait_for_ready)
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallOptions {
+    /// Fails with DEADLINE_EXCEEDED after `timeout` from now.
+    pub fn timeout(mut self, timeout: Duration) -> CallOptions {
+        self.deadline = Some(Instant::now() + timeout);
+        self
+    }
+
+    /// Waits for a ready connection instead of failing fast.
+    pub fn wait_for_ready(mut self, wait: bool) -> CallOptions {
+        self.wait_for_ready = wait;
+        self
+    }
+
+    /// Adds request metadata.
+    pub fn metadata(mut self, metadata: Metadata) -> CallOptions {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Compresses the request messages.
+    pub fn compression(mut self, encoding: Encoding) -> CallOptions {
+        self.compression = Some(encoding);
+        self
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+}
+
+/// A unary call in flight: wait for it, poll it, or get a callback.
+pub struct UnaryCall {
+    call: Result<Arc<ClientCall>, Status>,
+}
+
+impl std::fmt::Debug for UnaryCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnaryCall")
+            .field("failed", &self.call.is_err())
+            .finish()
+    }
+}
+
+impl UnaryCall {
+    fn new(call: Result<Arc<ClientCall>, Status>) -> UnaryCall {
+        UnaryCall { call }
+    }
+
+    /// Blocks until the call ends.
+    pub fn wait(self) -> Result<Bytes, Status> {
+        match &self.call {
+            Ok(call) => call
+                .unary_result(None)
+                .unwrap_or_else(|| Err(Status::internal("no result"))),
+            Err(status) => Err(status.clone()),
+        }
+    }
+
+    /// Blocks up to `timeout`; `None` if the call is still running.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<Bytes, Status>> {
+        match &self.call {
+            Ok(call) => call.unary_result(Some(timeout)),
+            Err(status) => Some(Err(status.clone())),
+        }
+    }
+
+    /// The result if the call has ended, without waiting.
+    pub fn try_get(&self) -> Option<Result<Bytes, Status>> {
+        self.wait_timeout(Duration::ZERO)
+    }
+
+    /// Calls `callback` with the final status when the call ends (at once
+    /// if it has). It runs on the channel's event-loop thread: it must not
+    /// block. Use [`UnaryCall::wait`] or `try_get` for the message.
+    pub fn on_complete(&self, callback: impl FnOnce(&Status) + Send + 'static) {
+        match &self.call {
+            Ok(call) => call.on_complete(Box::new(callback)),
+            Err(status) => callback(status),
+        }
+    }
+
+    /// Cancels the call (RST_STREAM CANCEL); it ends with CANCELLED.
+    pub fn cancel(&self) {
+        if let Ok(call) = &self.call {
+            call.cancel(Status::cancelled("cancelled by the client"));
+        }
+    }
+}
+
+/// A streaming call (client-, server- or bidi-streaming), with raw bytes.
+/// Dropping it before it ends cancels it (RST_STREAM CANCEL).
+pub struct StreamingCall {
+    call: Arc<ClientCall>,
+    deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for StreamingCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingCall").finish_non_exhaustive()
+    }
+}
+
+impl StreamingCall {
+    fn new(call: Arc<ClientCall>, deadline: Option<Instant>) -> StreamingCall {
+        StreamingCall { call, deadline }
+    }
+
+    /// Sends one request message; blocks while the stream's buffered output
+    /// is over its quota (flow control).
+    pub fn send(&self, message: &[u8]) -> Result<(), Status> {
+        self.call.send_message(message, false, self.deadline)
+    }
+
+    /// Sends a prost message.
+    pub fn send_msg<M: prost::Message>(&self, message: &M) -> Result<(), Status> {
+        self.send(&message.encode_to_vec())
+    }
+
+    /// Half-closes: no more requests.
+    pub fn close_send(&self) -> Result<(), Status> {
+        self.call.close_send()
+    }
+
+    /// The next response message; `Ok(None)` at a clean end.
+    pub fn recv(&self) -> Result<Option<Bytes>, Status> {
+        self.call.recv(self.deadline)
+    }
+
+    /// The next response as a prost message.
+    pub fn recv_msg<M: prost::Message + Default>(&self) -> Result<Option<M>, Status> {
+        match self.recv()? {
+            Some(bytes) => M::decode(bytes)
+                .map(Some)
+                .map_err(|e| Status::internal(format!("failed to decode the response: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// The response headers (waits for them).
+    pub fn headers(&self) -> Result<Metadata, Status> {
+        self.call.headers(self.deadline)
+    }
+
+    /// Waits for the end: the status (OK or the error) and the trailers.
+    pub fn finish(&self) -> (Status, Metadata) {
+        self.call.finish(self.deadline)
+    }
+
+    /// The trailing metadata (once the call has ended).
+    pub fn trailers(&self) -> Metadata {
+        self.call.trailers()
+    }
+
+    /// Cancels the call.
+    pub fn cancel(&self) {
+        self.call
+            .cancel(Status::cancelled("cancelled by the client"));
+    }
+}
+
+impl Drop for StreamingCall {
+    fn drop(&mut self) {
+        self.call
+            .cancel(Status::cancelled("the call was dropped before it ended"));
+    }
+}

@@ -1,0 +1,274 @@
+//! The gRPC client against our server over real sockets: the four RPC
+//! kinds, statuses, metadata, deadlines and cancellation both ways,
+//! thousands of calls in flight through completion handles, calls queued
+//! under MAX_CONCURRENT_STREAMS = 1, a dead target, wait-for-ready, and the
+//! connectivity states.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio_grpc::client::{CallOptions, Channel, ChannelOptions, ConnectivityState};
+use mio_grpc::grpc::{Code, Metadata, Status};
+use mio_grpc::server::{
+    Context, MethodDesc, RawRequests, RawSink, Server, ServerHandle, ServiceDesc,
+};
+
+fn service() -> ServiceDesc {
+    ServiceDesc::new("t.S")
+        .method(MethodDesc::raw_unary(
+            "Echo",
+            |ctx: &Context, req: Bytes| {
+                let mut trailers = Metadata::new();
+                if let Some(v) = ctx.metadata().get("x-echo") {
+                    trailers.insert("x-echo", v).unwrap();
+                }
+                ctx.set_trailer(&trailers);
+                Ok(req)
+            },
+        ))
+        .method(MethodDesc::raw_unary(
+            "Fail",
+            |_ctx: &Context, req: Bytes| {
+                Err(Status::new(
+                    Code::from_i32(i32::from(req.first().copied().unwrap_or(2))),
+                    "ünïcødé failure",
+                ))
+            },
+        ))
+        .method(MethodDesc::raw_unary(
+            "Sleep",
+            |ctx: &Context, _req: Bytes| {
+                ctx.sleep(Duration::from_secs(3));
+                Ok(Bytes::new())
+            },
+        ))
+        .method(MethodDesc::raw_bidi(
+            "Bidi",
+            |_ctx: &Context, mut reqs: RawRequests, sink: RawSink| {
+                while let Some(m) = reqs.recv()? {
+                    sink.send(&m)?;
+                }
+                Ok(())
+            },
+        ))
+}
+
+fn server(max_streams: u32) -> ServerHandle {
+    let mut server = Server::builder()
+        .max_concurrent_streams(max_streams)
+        .event_loops(1)
+        .build();
+    server.add_service(service()).unwrap();
+    server.start("127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+fn channel(server: &ServerHandle) -> Channel {
+    Channel::new(
+        &format!("127.0.0.1:{}", server.local_addr().port()),
+        ChannelOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn unary_round_trip_and_trailing_metadata() {
+    let server = server(100);
+    let channel = channel(&server);
+    assert_eq!(channel.state(false), ConnectivityState::Idle, "lazy");
+    let reply = channel
+        .unary_raw(
+            "/t.S/Echo",
+            Bytes::from_static(b"hello"),
+            CallOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(&reply[..], b"hello");
+    assert_eq!(channel.state(false), ConnectivityState::Ready);
+    let mut md = Metadata::new();
+    md.insert("x-echo", "yes").unwrap();
+    let call = channel
+        .streaming_raw("/t.S/Echo", CallOptions::default().metadata(md))
+        .unwrap();
+    call.send(b"x").unwrap();
+    call.close_send().unwrap();
+    assert_eq!(&call.recv().unwrap().unwrap()[..], b"x");
+    assert_eq!(call.recv().unwrap(), None);
+    let (status, trailers) = call.finish();
+    assert_eq!(status.code(), Code::Ok);
+    assert_eq!(trailers.get("x-echo"), Some("yes"));
+}
+
+#[test]
+fn every_error_code_comes_back_with_its_message() {
+    let server = server(100);
+    let channel = channel(&server);
+    for code in 1..=16u8 {
+        let err = channel
+            .unary_raw("/t.S/Fail", Bytes::from(vec![code]), CallOptions::default())
+            .unwrap_err();
+        assert_eq!(err.code(), Code::from_i32(i32::from(code)));
+        assert_eq!(err.message(), "ünïcødé failure");
+    }
+    let err = channel
+        .unary_raw("/t.S/Nope", Bytes::new(), CallOptions::default())
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+}
+
+#[test]
+fn bidi_streams_in_order_with_large_messages() {
+    let server = server(100);
+    let channel = channel(&server);
+    let call = channel
+        .streaming_raw("/t.S/Bidi", CallOptions::default())
+        .unwrap();
+    for i in 0..5u8 {
+        let message = vec![i; 1 << 20];
+        call.send(&message).unwrap();
+        assert_eq!(call.recv().unwrap().unwrap().len(), 1 << 20);
+    }
+    call.close_send().unwrap();
+    assert_eq!(call.recv().unwrap(), None);
+    assert_eq!(call.finish().0.code(), Code::Ok);
+}
+
+#[test]
+fn the_deadline_fails_the_call_with_deadline_exceeded() {
+    let server = server(100);
+    let channel = channel(&server);
+    let started = Instant::now();
+    let err = channel
+        .unary_raw(
+            "/t.S/Sleep",
+            Bytes::new(),
+            CallOptions::default().timeout(Duration::from_millis(100)),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The channel is still good.
+    assert!(channel
+        .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+        .is_ok());
+}
+
+#[test]
+fn cancelling_and_dropping_calls() {
+    let server = server(100);
+    let channel = channel(&server);
+    let call = channel.start_unary_raw("/t.S/Sleep", Bytes::new(), CallOptions::default());
+    call.cancel();
+    assert_eq!(call.wait().unwrap_err().code(), Code::Cancelled);
+    let stream = channel
+        .streaming_raw("/t.S/Bidi", CallOptions::default())
+        .unwrap();
+    stream.send(b"1").unwrap();
+    drop(stream); // RST_STREAM(CANCEL)
+    assert!(channel
+        .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+        .is_ok());
+}
+
+#[test]
+fn ten_thousand_calls_in_flight_from_one_thread() {
+    let server = server(1000);
+    let channel = channel(&server);
+    let done = Arc::new(AtomicUsize::new(0));
+    let calls: Vec<_> = (0..10_000u32)
+        .map(|i| {
+            let call = channel.start_unary_raw(
+                "/t.S/Echo",
+                Bytes::from(i.to_be_bytes().to_vec()),
+                CallOptions::default(),
+            );
+            let done = done.clone();
+            call.on_complete(move |status| {
+                assert_eq!(status.code(), Code::Ok);
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+            call
+        })
+        .collect();
+    for (i, call) in calls.into_iter().enumerate() {
+        assert_eq!(&call.wait().unwrap()[..], &(i as u32).to_be_bytes()[..]);
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 10_000, "every callback ran");
+}
+
+#[test]
+fn calls_queue_under_max_concurrent_streams_of_one() {
+    let server = server(1);
+    let channel = channel(&server);
+    channel
+        .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+        .unwrap(); // SETTINGS known
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            channel.start_unary_raw(
+                "/t.S/Echo",
+                Bytes::from_static(b"q"),
+                CallOptions::default(),
+            )
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(&call.wait().unwrap()[..], b"q");
+    }
+}
+
+#[test]
+fn a_dead_target_fails_fast_with_unavailable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let channel = Channel::new(&format!("127.0.0.1:{port}"), ChannelOptions::default()).unwrap();
+    let started = Instant::now();
+    let err = channel
+        .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(channel.state(false), ConnectivityState::TransientFailure);
+}
+
+#[test]
+fn wait_for_ready_waits_for_a_server_started_later() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let channel = Channel::new(&addr.to_string(), ChannelOptions::default()).unwrap();
+    let waiter = {
+        let channel = channel.clone();
+        std::thread::spawn(move || {
+            channel.unary_raw(
+                "/t.S/Echo",
+                Bytes::from_static(b"late"),
+                CallOptions::default()
+                    .wait_for_ready(true)
+                    .timeout(Duration::from_secs(10)),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let mut server = Server::builder().event_loops(1).build();
+    server.add_service(service()).unwrap();
+    let _handle = server.start(addr).unwrap();
+    assert_eq!(&waiter.join().unwrap().unwrap()[..], b"late");
+}
+
+#[test]
+fn close_fails_new_calls_and_reports_shutdown() {
+    let server = server(100);
+    let channel = channel(&server);
+    channel
+        .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+        .unwrap();
+    channel.close();
+    assert_eq!(channel.state(false), ConnectivityState::Shutdown);
+    assert!(channel
+        .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+        .is_err());
+}
