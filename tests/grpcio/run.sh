@@ -56,6 +56,7 @@ trap cleanup EXIT
 # start_server NAME ARGS... : starts one instance, sets PORT to the port it printed.
 start_server() {
     local name="$1"; shift
+    : >"$WORK/$name.out"
     "${SERVER[@]}" --port 0 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     local pid=$!
     PIDS+=("$pid")
