@@ -272,3 +272,295 @@ fn close_fails_new_calls_and_reports_shutdown() {
         .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
         .is_err());
 }
+
+// --- balancing, service config, retries, idleness, interceptors ------------
+
+use mio_grpc::client::ClientUnaryInterceptor;
+
+/// A server counting its calls; `Flaky` fails with UNAVAILABLE until the
+/// shared counter reaches `succeed_at`.
+fn counting_server(addr: &str, hits: Arc<AtomicUsize>, succeed_at: usize) -> ServerHandle {
+    let flaky_hits = hits.clone();
+    let echo_hits = hits.clone();
+    let service = ServiceDesc::new("t.S")
+        .method(MethodDesc::raw_unary(
+            "Echo",
+            move |_ctx: &Context, req: Bytes| {
+                echo_hits.fetch_add(1, Ordering::SeqCst);
+                Ok(req)
+            },
+        ))
+        .method(MethodDesc::raw_unary(
+            "Flaky",
+            move |_ctx: &Context, req: Bytes| {
+                let n = flaky_hits.fetch_add(1, Ordering::SeqCst) + 1;
+                if n < succeed_at {
+                    Err(Status::unavailable(format!("attempt {n} fails")))
+                } else {
+                    Ok(req)
+                }
+            },
+        ))
+        .method(MethodDesc::raw_unary(
+            "Sleep",
+            |ctx: &Context, _req: Bytes| {
+                ctx.sleep(Duration::from_secs(3));
+                Ok(Bytes::new())
+            },
+        ));
+    let mut server = Server::builder().event_loops(1).workers(2).build();
+    server.add_service(service).unwrap();
+    server.start(addr.parse().unwrap()).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn options_with(config: &str) -> ChannelOptions {
+    ChannelOptions {
+        service_config: Some(config.to_string()),
+        ..ChannelOptions::default()
+    }
+}
+
+#[test]
+fn round_robin_spreads_calls_and_survives_a_restarted_backend() {
+    let hits: Vec<Arc<AtomicUsize>> = (0..3).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut servers: Vec<Option<ServerHandle>> = ports
+        .iter()
+        .zip(&hits)
+        .map(|(port, hits)| {
+            Some(counting_server(
+                &format!("127.0.0.1:{port}"),
+                hits.clone(),
+                0,
+            ))
+        })
+        .collect();
+    let target = format!(
+        "ipv4:127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}",
+        ports[0], ports[1], ports[2]
+    );
+    let channel = Channel::new(
+        &target,
+        options_with(r#"{"loadBalancingConfig":[{"round_robin":{}}]}"#),
+    )
+    .unwrap();
+    channel.connect();
+    let ready = Instant::now() + Duration::from_secs(5);
+    while channel
+        .subchannel_states()
+        .iter()
+        .filter(|(_, s)| *s == ConnectivityState::Ready)
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < ready, "{:?}", channel.subchannel_states());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..300 {
+        channel
+            .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+            .unwrap();
+    }
+    let counts: Vec<usize> = hits.iter().map(|h| h.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, vec![100, 100, 100], "round robin spreads evenly");
+
+    // One backend goes away: no call fails.
+    servers[1].take().unwrap().graceful_stop();
+    for _ in 0..60 {
+        channel
+            .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+            .unwrap();
+    }
+    // It comes back: the channel reconnects after its backoff and uses it.
+    servers[1] = Some(counting_server(
+        &format!("127.0.0.1:{}", ports[1]),
+        hits[1].clone(),
+        0,
+    ));
+    let before = hits[1].load(Ordering::SeqCst);
+    let until = Instant::now() + Duration::from_secs(5);
+    while hits[1].load(Ordering::SeqCst) == before {
+        assert!(Instant::now() < until, "the restarted backend got no calls");
+        channel
+            .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const RETRY_CONFIG: &str = r#"{
+  "methodConfig": [{
+    "name": [{"service": "t.S", "method": "Flaky"}],
+    "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.01s", "maxBackoff": "0.05s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+  }]
+}"#;
+
+#[test]
+fn the_retry_policy_retries_a_failing_server_until_it_answers() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let port = free_port();
+    let _server = counting_server(&format!("127.0.0.1:{port}"), hits.clone(), 3);
+    let channel = Channel::new(&format!("127.0.0.1:{port}"), options_with(RETRY_CONFIG)).unwrap();
+    let reply = channel
+        .unary_raw(
+            "/t.S/Flaky",
+            Bytes::from_static(b"ok"),
+            CallOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(&reply[..], b"ok");
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "two retries");
+
+    // Not retried: a method without a policy, and a code not listed.
+    hits.store(0, Ordering::SeqCst);
+    let plain = Channel::new(&format!("127.0.0.1:{port}"), ChannelOptions::default()).unwrap();
+    assert_eq!(
+        plain
+            .unary_raw("/t.S/Flaky", Bytes::new(), CallOptions::default())
+            .unwrap_err()
+            .code(),
+        Code::Unavailable
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn max_attempts_bounds_the_retries() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let port = free_port();
+    let _server = counting_server(&format!("127.0.0.1:{port}"), hits.clone(), 100);
+    let channel = Channel::new(&format!("127.0.0.1:{port}"), options_with(RETRY_CONFIG)).unwrap();
+    let err = channel
+        .unary_raw("/t.S/Flaky", Bytes::new(), CallOptions::default())
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn retry_throttling_stops_retries() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let port = free_port();
+    let _server = counting_server(&format!("127.0.0.1:{port}"), hits.clone(), usize::MAX);
+    let config = RETRY_CONFIG.replacen(
+        '{',
+        r#"{"retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},"#,
+        1,
+    );
+    let channel = Channel::new(&format!("127.0.0.1:{port}"), options_with(&config)).unwrap();
+    for _ in 0..10 {
+        assert!(channel
+            .unary_raw("/t.S/Flaky", Bytes::new(), CallOptions::default())
+            .is_err());
+    }
+    // Tokens start at 10 and each failure costs 1; retries stop once at or
+    // below 5 (gRFC A6): far fewer than 10 calls x 4 attempts.
+    let attempts = hits.load(Ordering::SeqCst);
+    assert!(
+        attempts < 20,
+        "{attempts} attempts: throttling did not stop the retries"
+    );
+    hits.store(0, Ordering::SeqCst);
+    assert!(channel
+        .unary_raw("/t.S/Flaky", Bytes::new(), CallOptions::default())
+        .is_err());
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "no retry while throttled");
+}
+
+#[test]
+fn a_method_config_timeout_applies() {
+    let port = free_port();
+    let _server = counting_server(
+        &format!("127.0.0.1:{port}"),
+        Arc::new(AtomicUsize::new(0)),
+        0,
+    );
+    let config = r#"{"methodConfig": [{"name": [{"service": "t.S"}], "timeout": "0.1s"}]}"#;
+    let channel = Channel::new(&format!("127.0.0.1:{port}"), options_with(config)).unwrap();
+    let started = Instant::now();
+    let err = channel
+        .unary_raw("/t.S/Sleep", Bytes::new(), CallOptions::default())
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn an_idle_channel_closes_its_connection_and_comes_back_on_the_next_call() {
+    let port = free_port();
+    let _server = counting_server(
+        &format!("127.0.0.1:{port}"),
+        Arc::new(AtomicUsize::new(0)),
+        0,
+    );
+    let options = ChannelOptions {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..ChannelOptions::default()
+    };
+    let channel = Channel::new(&format!("127.0.0.1:{port}"), options).unwrap();
+    channel
+        .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+        .unwrap();
+    assert_eq!(channel.state(false), ConnectivityState::Ready);
+    assert!(channel.wait_for_state_change(
+        ConnectivityState::Ready,
+        Some(Instant::now() + Duration::from_secs(3))
+    ));
+    assert_eq!(channel.state(false), ConnectivityState::Idle);
+    channel
+        .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+        .unwrap();
+    assert_eq!(channel.state(false), ConnectivityState::Ready);
+}
+
+#[test]
+fn client_interceptors_run_in_order_and_can_add_metadata() {
+    let server = server(100);
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (o1, o2) = (order.clone(), order.clone());
+    let first: ClientUnaryInterceptor = Arc::new(move |method, req, options, next| {
+        o1.lock().unwrap().push(format!("first {method}"));
+        let mut options = options.clone();
+        options
+            .metadata
+            .insert("x-echo", "from-interceptor")
+            .unwrap();
+        next(req, &options)
+    });
+    let second: ClientUnaryInterceptor = Arc::new(move |_method, req, options, next| {
+        o2.lock().unwrap().push("second".to_string());
+        next(req, options)
+    });
+    let options = ChannelOptions {
+        unary_interceptors: vec![first, second],
+        ..ChannelOptions::default()
+    };
+    let channel = Channel::new(
+        &format!("127.0.0.1:{}", server.local_addr().port()),
+        options,
+    )
+    .unwrap();
+    assert_eq!(
+        &channel
+            .unary_raw(
+                "/t.S/Echo",
+                Bytes::from_static(b"i"),
+                CallOptions::default()
+            )
+            .unwrap()[..],
+        b"i"
+    );
+    assert_eq!(
+        *order.lock().unwrap(),
+        vec!["first /t.S/Echo".to_string(), "second".to_string()]
+    );
+}

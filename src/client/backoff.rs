@@ -26,6 +26,15 @@
 //! Randomness is a parameter (`rng` yields values in `[0, 1)`), so tests
 //! can replay a sequence; [`jitter_source`] gives a real one without a
 //! crate dependency.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;

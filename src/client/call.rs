@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use framer::hpack::HeaderList;
@@ -52,6 +52,11 @@ pub(crate) struct ClientCall {
     send_encoding: Encoding,
     /// Messages waiting for the reader, and window withheld for them.
     backlog: Backlog,
+    /// The server never saw the stream (dropped before its HEADERS left,
+    /// REFUSED_STREAM): safe to retry transparently.
+    unsent: std::sync::atomic::AtomicBool,
+    /// The channel's in-flight counter, decremented when the call ends.
+    inflight: Mutex<Option<Arc<std::sync::atomic::AtomicUsize>>>,
 }
 
 impl ClientCall {
@@ -75,6 +80,8 @@ impl ClientCall {
             max_send,
             send_encoding,
             backlog: Backlog::new(max_recv),
+            unsent: std::sync::atomic::AtomicBool::new(false),
+            inflight: Mutex::new(None),
         }
     }
 
@@ -225,6 +232,9 @@ impl ClientCall {
             state.ending = Some(status.clone());
             (status, state.callback.take())
         };
+        if let Some(inflight) = self.inflight.lock().take() {
+            inflight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
         if let Some(callback) = callback {
             callback(&status);
         }
@@ -354,38 +364,6 @@ impl ClientCall {
         }
     }
 
-    /// Unary result: exactly one message and OK.
-    pub(crate) fn unary_result(&self, timeout: Option<Duration>) -> Option<Result<Bytes, Status>> {
-        let mut state = self.state.lock();
-        if state.status.is_none() {
-            let until = timeout.map(|t| Instant::now() + t);
-            while state.status.is_none() {
-                if let Some(until) = until {
-                    if self.cond.wait_until(&mut state, until).timed_out() {
-                        break;
-                    }
-                } else {
-                    self.cond.wait(&mut state);
-                }
-            }
-        }
-        let status = state.status.clone()?;
-        if status.code() != Code::Ok {
-            return Some(Err(status));
-        }
-        Some(
-            match (state.messages.pop_front(), state.messages.is_empty()) {
-                (Some((message, _)), true) => Ok(message),
-                (None, _) => Err(Status::internal(
-                    "the server sent no response message for a unary call",
-                )),
-                (Some(_), false) => Err(Status::internal(
-                    "the server sent more than one response message for a unary call",
-                )),
-            },
-        )
-    }
-
     pub(crate) fn on_complete(&self, callback: Callback) {
         let mut state = self.state.lock();
         match state.ending.clone() {
@@ -412,6 +390,45 @@ impl ClientCall {
 
     pub(crate) fn trailers(&self) -> Metadata {
         self.state.lock().trailers.clone()
+    }
+
+    /// Counts the call in `inflight` until it ends (idle timeout).
+    pub(crate) fn track(&self, inflight: Arc<std::sync::atomic::AtomicUsize>) {
+        inflight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        *self.inflight.lock() = Some(inflight);
+    }
+
+    /// The server never saw this stream.
+    pub(crate) fn mark_unsent(&self) {
+        self.unsent
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(crate) fn was_unsent(&self) -> bool {
+        self.unsent.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Response headers arrived: the call is committed (gRFC A6: no retry).
+    pub(crate) fn committed(&self) -> bool {
+        self.state.lock().headers.is_some()
+    }
+
+    /// The unary result given the final `status`, without waiting (for the
+    /// completion callback, which runs before the status is published).
+    pub(crate) fn take_unary(&self, status: &Status) -> Result<Bytes, Status> {
+        if status.code() != Code::Ok {
+            return Err(status.clone());
+        }
+        let mut state = self.state.lock();
+        match (state.messages.pop_front(), state.messages.is_empty()) {
+            (Some((message, _)), true) => Ok(message),
+            (None, _) => Err(Status::internal(
+                "the server sent no response message for a unary call",
+            )),
+            (Some(_), false) => Err(Status::internal(
+                "the server sent more than one response message for a unary call",
+            )),
+        }
     }
 }
 

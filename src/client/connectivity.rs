@@ -15,6 +15,15 @@
 //!
 //! Which transitions happen is the channel's business; the watch only
 //! enforces that Shutdown is terminal.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use std::fmt;
 use std::time::Instant;

@@ -26,10 +26,12 @@ mod call;
 mod channel;
 pub mod connectivity;
 pub mod resolver;
-// pub mod service_config; (the helper is writing it)
+pub mod service_config;
 pub mod target;
 
-pub use channel::{Channel, ChannelError, ChannelOptions};
+pub use channel::{
+    Channel, ChannelError, ChannelOptions, ClientStreamInterceptor, ClientUnaryInterceptor,
+};
 pub use connectivity::ConnectivityState;
 
 use std::sync::Arc;
@@ -61,6 +63,8 @@ pub struct CallOptions {
     pub max_receive_message_size: Option<usize>,
     /// Per-call credentials.
     pub credentials: Option<Credentials>,
+    /// Retries so far (sent as `grpc-previous-rpc-attempts`).
+    pub(crate) previous_attempts: u32,
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -103,61 +107,133 @@ impl CallOptions {
     }
 }
 
+/// A completion callback.
+type OnComplete = Box<dyn FnOnce(&Status) + Send>;
+
+/// The outcome of a unary call across its attempts (retries happen
+/// behind it).
+#[derive(Default)]
+pub(crate) struct UnaryShared {
+    state: parking_lot::Mutex<UnaryState>,
+    cond: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct UnaryState {
+    result: Option<Result<Bytes, Status>>,
+    callback: Option<OnComplete>,
+    current: Option<Arc<ClientCall>>,
+    cancelled: bool,
+}
+
+impl UnaryShared {
+    pub(crate) fn set_current(&self, call: Arc<ClientCall>) {
+        self.state.lock().current = Some(call);
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.lock().cancelled
+    }
+
+    /// The final result: callback first, then waiters.
+    pub(crate) fn finish(&self, result: Result<Bytes, Status>) {
+        let callback = {
+            let mut state = self.state.lock();
+            if state.result.is_some() {
+                return;
+            }
+            state.current = None;
+            state.callback.take()
+        };
+        let status = match &result {
+            Ok(_) => Status::ok(),
+            Err(status) => status.clone(),
+        };
+        if let Some(callback) = callback {
+            callback(&status);
+        }
+        self.state.lock().result = Some(result);
+        self.cond.notify_all();
+    }
+}
+
 /// A unary call in flight: wait for it, poll it, or get a callback.
 pub struct UnaryCall {
-    call: Result<Arc<ClientCall>, Status>,
+    shared: Arc<UnaryShared>,
 }
 
 impl std::fmt::Debug for UnaryCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UnaryCall")
-            .field("failed", &self.call.is_err())
-            .finish()
+        f.debug_struct("UnaryCall").finish_non_exhaustive()
     }
 }
 
 impl UnaryCall {
-    fn new(call: Result<Arc<ClientCall>, Status>) -> UnaryCall {
-        UnaryCall { call }
+    fn new(shared: Arc<UnaryShared>) -> UnaryCall {
+        UnaryCall { shared }
     }
 
     /// Blocks until the call ends.
     pub fn wait(self) -> Result<Bytes, Status> {
-        match &self.call {
-            Ok(call) => call
-                .unary_result(None)
-                .unwrap_or_else(|| Err(Status::internal("no result"))),
-            Err(status) => Err(status.clone()),
+        let mut state = self.shared.state.lock();
+        loop {
+            if let Some(result) = &state.result {
+                return result.clone();
+            }
+            self.shared.cond.wait(&mut state);
         }
     }
 
     /// Blocks up to `timeout`; `None` if the call is still running.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<Bytes, Status>> {
-        match &self.call {
-            Ok(call) => call.unary_result(Some(timeout)),
-            Err(status) => Some(Err(status.clone())),
+        let until = Instant::now() + timeout;
+        let mut state = self.shared.state.lock();
+        loop {
+            if let Some(result) = &state.result {
+                return Some(result.clone());
+            }
+            if self.shared.cond.wait_until(&mut state, until).timed_out() {
+                return state.result.clone();
+            }
         }
     }
 
     /// The result if the call has ended, without waiting.
     pub fn try_get(&self) -> Option<Result<Bytes, Status>> {
-        self.wait_timeout(Duration::ZERO)
+        self.shared.state.lock().result.clone()
     }
 
     /// Calls `callback` with the final status when the call ends (at once
-    /// if it has). It runs on the channel's event-loop thread: it must not
-    /// block. Use [`UnaryCall::wait`] or `try_get` for the message.
+    /// if it has), before any waiter returns. It may run on the channel's
+    /// event-loop thread: it must not block. Use [`UnaryCall::wait`] or
+    /// `try_get` for the message.
     pub fn on_complete(&self, callback: impl FnOnce(&Status) + Send + 'static) {
-        match &self.call {
-            Ok(call) => call.on_complete(Box::new(callback)),
-            Err(status) => callback(status),
+        let mut state = self.shared.state.lock();
+        match &state.result {
+            Some(result) => {
+                let status = match result {
+                    Ok(_) => Status::ok(),
+                    Err(status) => status.clone(),
+                };
+                drop(state);
+                callback(&status);
+            }
+            None => state.callback = Some(Box::new(callback)),
         }
     }
 
     /// Cancels the call (RST_STREAM CANCEL); it ends with CANCELLED.
     pub fn cancel(&self) {
-        if let Ok(call) = &self.call {
-            call.cancel(Status::cancelled("cancelled by the client"));
+        let current = {
+            let mut state = self.shared.state.lock();
+            state.cancelled = true;
+            state.current.clone()
+        };
+        match current {
+            Some(call) => call.cancel(Status::cancelled("cancelled by the client")),
+            None => self
+                .shared
+                .finish(Err(Status::cancelled("cancelled by the client"))),
         }
     }
 }
@@ -176,7 +252,7 @@ impl std::fmt::Debug for StreamingCall {
 }
 
 impl StreamingCall {
-    fn new(call: Arc<ClientCall>, deadline: Option<Instant>) -> StreamingCall {
+    pub(crate) fn new(call: Arc<ClientCall>, deadline: Option<Instant>) -> StreamingCall {
         StreamingCall { call, deadline }
     }
 

@@ -12,6 +12,15 @@
 //! `ToSocketAddrs`) and [`StaticResolver`] (`ipv4`, `ipv6`, `unix`,
 //! `unix-abstract`, `passthrough`). A failure is a [`ResolveError`]; calls
 //! that need addresses fail with it as UNAVAILABLE.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use std::collections::HashMap;
 use std::fmt;

@@ -31,6 +31,15 @@
 //! Numbers may be JSON numbers or decimal strings (protobuf JSON allows
 //! both). Unknown fields are ignored. Invalid input is a
 //! [`ServiceConfigError`] naming the fault; nothing here panics.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use std::collections::HashMap;
 use std::fmt;
@@ -159,8 +168,8 @@ impl RetryPolicy {
     pub fn retry_delay(&self, retries: u32, rng: &mut impl FnMut() -> f64) -> Duration {
         let max = self.max_backoff.as_secs_f64();
         let exponent = i32::try_from(retries).unwrap_or(i32::MAX);
-        let bound = (self.initial_backoff.as_secs_f64() * self.backoff_multiplier.powi(exponent))
-            .min(max);
+        let bound =
+            (self.initial_backoff.as_secs_f64() * self.backoff_multiplier.powi(exponent)).min(max);
         let unit = rng();
         let unit = if unit.is_nan() {
             0.0
@@ -387,8 +396,8 @@ impl ServiceConfig {
         json: &str,
         max_attempts_cap: u32,
     ) -> Result<ServiceConfig, ServiceConfigError> {
-        let raw: RawServiceConfig = serde_json::from_str(json)
-            .map_err(|err| ServiceConfigError::Json(err.to_string()))?;
+        let raw: RawServiceConfig =
+            serde_json::from_str(json).map_err(|err| ServiceConfigError::Json(err.to_string()))?;
         let mut config = ServiceConfig {
             lb_policy: lb_policy(raw.load_balancing_config, raw.load_balancing_policy)?,
             retry_throttling: raw.retry_throttling.map(throttling).transpose()?,
@@ -404,31 +413,26 @@ impl ServiceConfig {
     fn add_method_config(&mut self, method: MethodConfig) -> Result<(), ServiceConfigError> {
         let index = self.method_configs.len();
         for name in &method.names {
-            let slot = if name.service.is_empty() {
+            let fresh = if name.service.is_empty() {
                 if !name.method.is_empty() {
                     return Err(ServiceConfigError::MethodWithoutService {
                         method: name.method.clone(),
                     });
                 }
-                &mut self.default_method
+                self.default_method.replace(index).is_none()
             } else {
                 let entry = self.services.entry(name.service.clone()).or_default();
                 if name.method.is_empty() {
-                    &mut entry.service_wide
+                    entry.service_wide.replace(index).is_none()
                 } else {
-                    entry.methods.entry(name.method.clone()).or_insert(usize::MAX);
-                    // Just inserted or found: present either way.
-                    match entry.methods.get_mut(&name.method) {
-                        Some(slot) if *slot == usize::MAX => {
-                            *slot = index;
-                            continue;
-                        }
-                        _ => return Err(duplicate(name)),
-                    }
+                    entry.methods.insert(name.method.clone(), index).is_none()
                 }
             };
-            if slot.replace(index).is_some() {
-                return Err(duplicate(name));
+            if !fresh {
+                return Err(ServiceConfigError::DuplicateMethodName {
+                    service: name.service.clone(),
+                    method: name.method.clone(),
+                });
             }
         }
         self.method_configs.push(method);
@@ -475,13 +479,6 @@ impl std::str::FromStr for ServiceConfig {
 
     fn from_str(json: &str) -> Result<ServiceConfig, ServiceConfigError> {
         ServiceConfig::from_json(json)
-    }
-}
-
-fn duplicate(name: &MethodName) -> ServiceConfigError {
-    ServiceConfigError::DuplicateMethodName {
-        service: name.service.clone(),
-        method: name.method.clone(),
     }
 }
 
@@ -594,9 +591,14 @@ impl fmt::Display for ServiceConfigError {
                 write!(f, "methodConfig name has method `{method}` but no service")
             }
             E::DuplicateMethodName { service, method } => {
-                write!(f, "methodConfig name {{service: `{service}`, method: `{method}`}} given twice")
+                write!(
+                    f,
+                    "methodConfig name {{service: `{service}`, method: `{method}`}} given twice"
+                )
             }
-            E::RetryAndHedging => f.write_str("methodConfig has both retryPolicy and hedgingPolicy"),
+            E::RetryAndHedging => {
+                f.write_str("methodConfig has both retryPolicy and hedgingPolicy")
+            }
             E::MissingField { field } => write!(f, "{field} is required"),
             E::MaxAttemptsTooLow { value } => {
                 write!(f, "retryPolicy.maxAttempts must be at least 2, got {value}")
@@ -737,7 +739,9 @@ fn lb_policy(
 ) -> Result<Option<LbPolicy>, ServiceConfigError> {
     let Some(configs) = configs else {
         return policy
-            .map(|name| LbPolicy::from_name(&name).ok_or(ServiceConfigError::UnknownLbPolicy { name }))
+            .map(|name| {
+                LbPolicy::from_name(&name).ok_or(ServiceConfigError::UnknownLbPolicy { name })
+            })
             .transpose();
     };
     let mut names = Vec::with_capacity(configs.len());
@@ -936,8 +940,22 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
         assert_eq!(parse_duration("1.s"), Some(Duration::from_secs(1)));
-        assert_eq!(parse_duration("1.123456789s"), Some(Duration::new(1, 123_456_789)));
-        for bad in ["", "s", ".s", "1", "1.1234567890s", "1.2.3s", "+1s", " 1s", "1e3s", "1ms"] {
+        assert_eq!(
+            parse_duration("1.123456789s"),
+            Some(Duration::new(1, 123_456_789))
+        );
+        for bad in [
+            "",
+            "s",
+            ".s",
+            "1",
+            "1.1234567890s",
+            "1.2.3s",
+            "+1s",
+            " 1s",
+            "1e3s",
+            "1ms",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
         assert_eq!(
@@ -974,8 +992,14 @@ mod tests {
 
     #[test]
     fn status_codes() {
-        assert_eq!(status_code(&Value::from("UNAVAILABLE")), Ok(Code::Unavailable));
-        assert_eq!(status_code(&Value::from("unavailable")), Ok(Code::Unavailable));
+        assert_eq!(
+            status_code(&Value::from("UNAVAILABLE")),
+            Ok(Code::Unavailable)
+        );
+        assert_eq!(
+            status_code(&Value::from("unavailable")),
+            Ok(Code::Unavailable)
+        );
         assert_eq!(status_code(&Value::from(14)), Ok(Code::Unavailable));
         assert!(status_code(&Value::from(17)).is_err());
         assert!(status_code(&Value::from(-1)).is_err());
@@ -984,7 +1008,10 @@ mod tests {
 
     #[test]
     fn throttle_never_negative_nor_above_max() {
-        let throttle = RetryThrottle::new(RetryThrottling { max_milli_tokens: 2000, milli_token_ratio: 1500 });
+        let throttle = RetryThrottle::new(RetryThrottling {
+            max_milli_tokens: 2000,
+            milli_token_ratio: 1500,
+        });
         for _ in 0..5 {
             throttle.record_failure();
         }

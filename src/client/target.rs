@@ -28,13 +28,22 @@
 //!   (`:50051`) means `localhost`, as grpc-go and `net.Dial`.
 //! - IPv6 literals with a port need brackets: `[::1]:80`. A bare IPv6
 //!   literal (`::1`) is a host with the default port.
-//! - `dns://host:80/` is not a typo-friendly form: what follows `//` is the
-//!   DNS *server* ([`Target::Dns`]'s `authority`), so `dns://host:80` has no
-//!   host to resolve and is [`TargetError::MissingAddress`]. Use
+//! - In `dns://x/host:80`, `x` is the DNS *server* ([`Target::Dns`]'s
+//!   `authority`), not the host: `dns://host:80` (two slashes) names no
+//!   host and is [`TargetError::MissingAddress`], whose message suggests
 //!   `dns:///host:80`.
 //! - `unix` and `unix-abstract` accept no authority (`unix://host/path` is
 //!   [`TargetError::UnexpectedAuthority`]); paths and names may not contain
 //!   NUL. No percent-decoding is done.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -295,7 +304,14 @@ impl fmt::Display for Target {
             Target::Unix(path) if path.is_absolute() => write!(f, "unix://{}", path.display()),
             Target::Unix(path) => write!(f, "unix:{}", path.display()),
             Target::UnixAbstract(name) => {
-                write!(f, "unix-abstract:{}", String::from_utf8_lossy(name))
+                // A name starting with `/` needs the empty authority, or
+                // `//x` would read back as authority `x`.
+                let slashes = if name.starts_with(b"/") { "//" } else { "" };
+                write!(
+                    f,
+                    "unix-abstract:{slashes}{}",
+                    String::from_utf8_lossy(name)
+                )
             }
             Target::Passthrough(addr) => write!(f, "passthrough:///{addr}"),
             Target::Custom {
