@@ -266,7 +266,14 @@ fn close_fails_new_calls_and_reports_shutdown() {
     channel
         .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
         .unwrap();
+    let in_flight = channel.start_unary_raw("/t.S/Sleep", Bytes::new(), CallOptions::default());
+    std::thread::sleep(Duration::from_millis(50));
     channel.close();
+    let err = in_flight.wait().unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::Cancelled, "grpc: the client connection is closing")
+    );
     assert_eq!(channel.state(false), ConnectivityState::Shutdown);
     assert!(channel
         .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())

@@ -614,11 +614,13 @@ impl Inner {
         for sub in subs {
             let conn = sub.inner.lock().conn.take();
             if let Some(conn) = conn {
-                conn.handle.close(Reason::NO_ERROR, "channel closed");
+                // Calls fail with CANCELLED first: closing the connection
+                // would otherwise end them as UNAVAILABLE (first status wins).
                 fail_all(
                     &conn.calls,
                     &Status::cancelled("grpc: the client connection is closing"),
                 );
+                conn.handle.close(Reason::NO_ERROR, "channel closed");
             }
         }
         // The loops stop when the last holder (a connect in progress) lets go.
