@@ -1,6 +1,7 @@
-//! One connection on the runtime: its socket, its sans-IO [`Connection`],
-//! its read buffer and output batch under one lock, and the [`ConnHandle`]
-//! through which any thread reaches it.
+//! One connection on the runtime: its socket (TCP or Unix-domain, one
+//! [`Socket`] either way), its sans-IO [`Connection`], its read buffer and
+//! output batch under one lock, and the [`ConnHandle`] through which any
+//! thread reaches it.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use mio::{Interest, Token};
 use parking_lot::Mutex;
 
 use super::event_loop::{next_token, Command, LoopShared};
+use super::socket::{PeerAddr, Socket};
 use super::Session;
 use crate::conn::{ConnConfig, ConnStats, Connection};
 
@@ -45,13 +47,21 @@ pub(crate) struct Outcome {
 /// Everything of one connection that the lock protects.
 struct Core {
     conn: Connection,
-    socket: mio::net::TcpStream,
+    socket: Socket,
     session: Option<Box<dyn Session>>,
     read_buf: BytesMut,
     out: Batch,
     interest: Interest,
     /// Reading stopped before the socket was drained (flow or flood limit).
     read_pending: bool,
+    /// The peer closed its side (a hang-up or error was reported). No
+    /// edge follows it, and it may have come in the same event as the
+    /// last data: reads then go on to the EOF past a short read.
+    hung_up: bool,
+    /// Read to `WouldBlock` even past a short read: set until the first
+    /// read gets there, since the loop drops the events of a socket it
+    /// has not adopted yet (one of them may have been the EOF).
+    drain: bool,
     /// The deadline the loop's timer heap holds.
     deadline: Option<Instant>,
     closed: bool,
@@ -63,22 +73,25 @@ pub(crate) struct ConnShared {
     core: Mutex<Core>,
     buffer: Arc<ControlBuffer>,
     shared: Arc<LoopShared>,
-    peer: SocketAddr,
+    peer: PeerAddr,
     closed: AtomicBool,
 }
 
 impl ConnShared {
     /// The loop services the connection: reads if `readable`, runs it,
     /// writes, and reports whether it is finished and when to call back.
+    /// `hung_up`: the event reported the peer's side closed (or an error).
     /// `scratch` is the loop's read buffer (only loop threads read).
     pub(crate) fn service(
         &self,
         registry: &mio::Registry,
         scratch: &mut [u8],
         readable: bool,
+        hung_up: bool,
     ) -> Outcome {
         let mut core = self.core.lock();
         core.conn.count_wakeup();
+        core.hung_up |= hung_up;
         core.drive(
             registry,
             scratch,
@@ -186,13 +199,15 @@ impl Core {
                         // Don't hold a large buffer for an idle connection.
                         self.read_buf = BytesMut::new();
                     }
-                    if n < scratch.len() {
-                        // A short read: the receive queue is empty (Linux).
+                    if n < scratch.len() && !self.hung_up && !self.drain {
+                        // A short read: the receive queue is empty (Linux),
+                        // and a later byte or EOF brings a new edge.
                         return;
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     self.conn.count_read_syscall();
+                    self.drain = false;
                     return;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -276,23 +291,25 @@ impl Core {
     }
 }
 
-/// Registers a connected socket with `shared`'s loop and hands it over.
+/// Registers a connected socket with `shared`'s loop and hands it over
+/// (TCP_NODELAY set first on a TCP one).
 pub(crate) fn adopt(
     shared: &Arc<LoopShared>,
-    mut socket: mio::net::TcpStream,
-    peer: SocketAddr,
+    mut socket: Socket,
+    peer: PeerAddr,
     role: Role,
     config: ConnConfig,
     session: impl FnOnce(ConnHandle) -> Box<dyn Session>,
 ) -> io::Result<ConnHandle> {
-    let _ = socket.set_nodelay(true);
+    let _ = socket.set_nodelay();
     let token = next_token();
     let now = Instant::now();
     let waker = Arc::new(LoopWake {
         token,
         shared: Arc::downgrade(shared),
     });
-    let seed = (token.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(peer.port());
+    let seed =
+        (token.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(peer.socket_addr().port());
     let conn = Connection::new(role, config, waker, now, seed);
     let buffer = conn.buffer().clone();
     shared
@@ -306,6 +323,8 @@ pub(crate) fn adopt(
         out: Batch::new(),
         interest: Interest::READABLE,
         read_pending: false,
+        hung_up: false,
+        drain: true,
         deadline: None,
         closed: false,
     };
@@ -338,9 +357,16 @@ impl std::fmt::Debug for ConnHandle {
 }
 
 impl ConnHandle {
-    /// The peer's address.
+    /// The peer's TCP address. For a Unix-domain connection this is the
+    /// unspecified address `0.0.0.0:0`; [`peer`](Self::peer) tells the
+    /// two apart.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.0.peer
+        self.0.peer.socket_addr()
+    }
+
+    /// The peer's address, TCP or Unix-domain.
+    pub fn peer(&self) -> PeerAddr {
+        self.0.peer.clone()
     }
 
     /// The connection's control buffer.

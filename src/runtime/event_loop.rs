@@ -140,7 +140,8 @@ impl EventLoop {
                     token if self.listeners.contains_key(&token) => self.accept(token),
                     token => {
                         if let Some(conn) = self.conns.get(&token).cloned() {
-                            self.service(&conn, event.is_readable() || event.is_read_closed());
+                            let hung_up = event.is_read_closed() || event.is_error();
+                            self.service(&conn, event.is_readable() || hung_up, hung_up);
                         }
                     }
                 }
@@ -151,7 +152,7 @@ impl EventLoop {
             let ready = std::mem::take(&mut *self.shared.ready.lock());
             for token in ready {
                 if let Some(conn) = self.conns.get(&token).cloned() {
-                    self.service(&conn, false);
+                    self.service(&conn, false, false);
                 }
             }
             self.run_timers();
@@ -165,7 +166,7 @@ impl EventLoop {
             match command {
                 Command::Adopt(conn) => {
                     self.conns.insert(conn.token, conn.clone());
-                    self.service(&conn, true);
+                    self.service(&conn, true, false);
                 }
                 Command::Listen(listener) => {
                     let token = listener.token;
@@ -189,8 +190,9 @@ impl EventLoop {
         true
     }
 
-    fn service(&mut self, conn: &Arc<ConnShared>, readable: bool) {
-        let outcome = conn.service(&self.shared.registry, &mut self.scratch, readable);
+    /// `hung_up`: the event said the peer closed its side (or an error).
+    fn service(&mut self, conn: &Arc<ConnShared>, readable: bool, hung_up: bool) {
+        let outcome = conn.service(&self.shared.registry, &mut self.scratch, readable, hung_up);
         if outcome.finished {
             self.conns.remove(&conn.token);
         } else if let Some(at) = outcome.deadline {
@@ -209,7 +211,7 @@ impl EventLoop {
                 match conn.deadline() {
                     Some(deadline) if deadline <= now => {
                         conn.timeout(now);
-                        self.service(&conn, false);
+                        self.service(&conn, false, false);
                     }
                     // The deadline moved later since this entry was pushed.
                     Some(deadline) => self.timers.push(Reverse((deadline, token))),

@@ -1,16 +1,20 @@
-//! Listening sockets (socket2: backlog, SO_REUSEADDR, optional
-//! SO_REUSEPORT with one listener per loop, TCP_NODELAY on accepted
-//! sockets) and accepting with backoff on temporary errors (5 ms doubling
-//! to 1 s).
+//! Listening sockets and accepting with backoff on temporary errors
+//! (5 ms doubling to 1 s). TCP listeners are made with socket2 (backlog,
+//! SO_REUSEADDR, optional SO_REUSEPORT with one listener per loop,
+//! TCP_NODELAY on accepted sockets); Unix-domain listeners (a path or, on
+//! Linux, an abstract name) are one listener with the system's backlog.
+//! Both kinds share the accept loop: a [`ListenSocket`] either way.
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use mio::{Interest, Token};
 
 use super::event_loop::{next_backoff, next_token, Command, LoopShared};
+use super::socket::{unspecified, ListenSocket};
 use super::{driver, Acceptor};
 
 /// Listener options.
@@ -38,7 +42,7 @@ impl Default for ListenerConfig {
 /// A listener accepting on one loop.
 pub(crate) struct ListenerState {
     pub(crate) token: Token,
-    socket: mio::net::TcpListener,
+    socket: ListenSocket,
     acceptor: Arc<dyn Acceptor>,
     backoff: Option<Duration>,
     paused: bool,
@@ -53,14 +57,14 @@ impl ListenerState {
         }
         loop {
             match self.socket.accept() {
-                Ok((stream, peer)) => {
+                Ok((socket, peer)) => {
                     self.backoff = None;
                     let target = shared.next_peer();
                     let config = self.acceptor.conn_config();
                     let acceptor = self.acceptor.clone();
                     let _ = driver::adopt(
                         &target,
-                        stream,
+                        socket,
                         peer,
                         loopy::Role::Server,
                         config,
@@ -102,6 +106,7 @@ fn is_connection_error(err: &io::Error) -> bool {
 #[derive(Debug)]
 pub struct ListenerHandle {
     addr: SocketAddr,
+    unix_path: Option<PathBuf>,
     tokens: Vec<(Token, Arc<LoopShared>)>,
 }
 
@@ -114,9 +119,17 @@ impl std::fmt::Debug for LoopShared {
 }
 
 impl ListenerHandle {
-    /// The bound address (with the port the OS chose for port 0).
+    /// The bound address (with the port the OS chose for port 0). For a
+    /// Unix-domain listener, the unspecified address `0.0.0.0:0`.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The socket file of a listener on a Unix-domain path; `None` for TCP
+    /// and for an abstract name. Closing the listener leaves the file in
+    /// place: removing it is the caller's job.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix_path.as_deref()
     }
 
     /// Stops accepting (connections already accepted go on).
@@ -159,23 +172,70 @@ pub(crate) fn listen(
     }
     let mut tokens = Vec::new();
     for (socket, shared) in sockets.into_iter().zip(loops.iter()) {
-        let token = next_token();
-        let mut socket = mio::net::TcpListener::from_std(socket);
-        shared
-            .registry
-            .register(&mut socket, token, Interest::READABLE)?;
-        let state = ListenerState {
-            token,
-            socket,
-            acceptor: acceptor.clone(),
-            backoff: None,
-            paused: false,
-        };
-        shared.command(Command::Listen(Box::new(state)));
-        tokens.push((token, shared.clone()));
+        let socket = ListenSocket::Tcp(mio::net::TcpListener::from_std(socket));
+        tokens.push(start(shared, socket, &acceptor)?);
     }
     Ok(ListenerHandle {
         addr: local,
+        unix_path: None,
         tokens,
     })
+}
+
+/// Where a Unix-domain listener binds.
+pub(crate) enum UnixBind<'a> {
+    /// A socket file.
+    Path(&'a Path),
+    /// A Linux abstract name (no file).
+    #[cfg(target_os = "linux")]
+    Abstract(&'a [u8]),
+}
+
+/// Listens on a Unix-domain socket with one listener on the first loop;
+/// accepted connections are spread over the loops. A file already at the
+/// path makes this fail with `AddrInUse`: it is not removed here.
+pub(crate) fn listen_unix(
+    loops: &[Arc<LoopShared>],
+    bind: UnixBind<'_>,
+    acceptor: Arc<dyn Acceptor>,
+) -> io::Result<ListenerHandle> {
+    let shared = loops
+        .first()
+        .ok_or_else(|| io::Error::other("the runtime has no event loop"))?;
+    let (listener, unix_path) = match bind {
+        UnixBind::Path(path) => (mio::net::UnixListener::bind(path)?, Some(path.into())),
+        #[cfg(target_os = "linux")]
+        UnixBind::Abstract(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            (mio::net::UnixListener::bind_addr(&addr)?, None)
+        }
+    };
+    let token = start(shared, ListenSocket::Unix(listener), &acceptor)?;
+    Ok(ListenerHandle {
+        addr: unspecified(),
+        unix_path,
+        tokens: vec![token],
+    })
+}
+
+/// Registers `socket` with `shared`'s loop and hands it over.
+fn start(
+    shared: &Arc<LoopShared>,
+    mut socket: ListenSocket,
+    acceptor: &Arc<dyn Acceptor>,
+) -> io::Result<(Token, Arc<LoopShared>)> {
+    let token = next_token();
+    shared
+        .registry
+        .register(&mut socket, token, Interest::READABLE)?;
+    let state = ListenerState {
+        token,
+        socket,
+        acceptor: acceptor.clone(),
+        backoff: None,
+        paused: false,
+    };
+    shared.command(Command::Listen(Box::new(state)));
+    Ok((token, shared.clone()))
 }

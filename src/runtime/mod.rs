@@ -9,21 +9,34 @@
 //! output directly (the low-latency path: no hop through the loop thread,
 //! no wake-up), and otherwise leaves the items to the loop.
 //!
+//! Connections run over TCP ([`Runtime::connect`], [`Runtime::listen`]) or
+//! Unix-domain stream sockets: a path ([`Runtime::connect_unix`],
+//! [`Runtime::listen_unix`]) or, on Linux, an abstract name
+//! ([`Runtime::connect_unix_abstract`], [`Runtime::listen_unix_abstract`]).
+//! Past the connect or accept the two are driven alike; [`PeerAddr`] says
+//! which a connection's peer is.
+//!
 //! Reads go until `WouldBlock` or a short read (on Linux a short read means
 //! the receive queue was empty, so edge-triggered polling loses nothing and
-//! a syscall is saved); writes go until the batch is empty or `WouldBlock`;
+//! a syscall is saved) — except a connection's first read and every read
+//! after the peer hung up, which go on to `WouldBlock` or EOF, since the
+//! last bytes and the EOF can come in one event and no edge follows an
+//! EOF; writes go until the batch is empty or `WouldBlock`;
 //! interest is derived from the connection's state and re-registered only
 //! when it changes.
 
 mod driver;
 mod event_loop;
 mod listener;
+mod socket;
 
 pub use driver::ConnHandle;
 pub use listener::{ListenerConfig, ListenerHandle};
+pub use socket::PeerAddr;
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -31,6 +44,8 @@ use std::time::Duration;
 
 use crate::conn::{ConnConfig, ConnEvent, Connection};
 use event_loop::{Command, LoopShared};
+use listener::UnixBind;
+use socket::Socket;
 
 /// Application logic for one connection. Its callbacks run with the
 /// connection locked, on the loop thread or on an application thread that
@@ -151,8 +166,80 @@ impl Runtime {
         socket.connect_timeout(&addr.into(), timeout)?;
         socket.set_nonblocking(true)?;
         let stream = mio::net::TcpStream::from_std(socket.into());
+        self.adopt_client(Socket::Tcp(stream), PeerAddr::Tcp(addr), config, session)
+    }
+
+    /// Listens on the Unix-domain socket file `path`; accepted connections
+    /// are spread over the loops and get their sessions from `acceptor`.
+    ///
+    /// Binding fails with `AddrInUse` if a file exists at `path`, a stale
+    /// socket from an earlier run included: removing it first is the
+    /// caller's job, and so is removing the file after
+    /// [`ListenerHandle::close`] (the runtime never deletes files).
+    pub fn listen_unix(
+        &self,
+        path: &Path,
+        acceptor: Arc<dyn Acceptor>,
+    ) -> io::Result<ListenerHandle> {
+        listener::listen_unix(&self.loops, UnixBind::Path(path), acceptor)
+    }
+
+    /// Listens on the Linux abstract Unix-domain socket `name` (no file;
+    /// the name goes when the listener closes); otherwise as
+    /// [`listen_unix`](Self::listen_unix).
+    #[cfg(target_os = "linux")]
+    pub fn listen_unix_abstract(
+        &self,
+        name: &[u8],
+        acceptor: Arc<dyn Acceptor>,
+    ) -> io::Result<ListenerHandle> {
+        listener::listen_unix(&self.loops, UnixBind::Abstract(name), acceptor)
+    }
+
+    /// Connects to the Unix-domain socket file `path` and runs a client
+    /// connection on one of the loops with `session`.
+    ///
+    /// The connect is blocking; a Unix connect waits only while the
+    /// listener's backlog is full, and for at most `timeout` (then
+    /// `TimedOut`). No listener at `path` is an immediate error (`NotFound`
+    /// for no file, `ConnectionRefused` for a socket nobody listens on).
+    pub fn connect_unix(
+        &self,
+        path: &Path,
+        timeout: Duration,
+        config: ConnConfig,
+        session: impl FnOnce(ConnHandle) -> Box<dyn Session>,
+    ) -> io::Result<ConnHandle> {
+        let stream = socket::connect_unix(&socket2::SockAddr::unix(path)?, timeout)?;
+        let peer = PeerAddr::Unix(Some(path.to_path_buf()));
+        self.adopt_client(Socket::Unix(stream), peer, config, session)
+    }
+
+    /// Connects to the Linux abstract Unix-domain socket `name` (the bytes
+    /// after the leading NUL); otherwise as
+    /// [`connect_unix`](Self::connect_unix). The connection's
+    /// [`PeerAddr`] is `Unix(None)`.
+    #[cfg(target_os = "linux")]
+    pub fn connect_unix_abstract(
+        &self,
+        name: &[u8],
+        timeout: Duration,
+        config: ConnConfig,
+        session: impl FnOnce(ConnHandle) -> Box<dyn Session>,
+    ) -> io::Result<ConnHandle> {
+        let stream = socket::connect_unix(&socket::abstract_sockaddr(name)?, timeout)?;
+        self.adopt_client(Socket::Unix(stream), PeerAddr::Unix(None), config, session)
+    }
+
+    fn adopt_client(
+        &self,
+        socket: Socket,
+        peer: PeerAddr,
+        config: ConnConfig,
+        session: impl FnOnce(ConnHandle) -> Box<dyn Session>,
+    ) -> io::Result<ConnHandle> {
         let shared = self.pick_loop();
-        driver::adopt(shared, stream, addr, loopy::Role::Client, config, session)
+        driver::adopt(shared, socket, peer, loopy::Role::Client, config, session)
     }
 
     /// Stops every loop (their connections are dropped) and joins the threads.
