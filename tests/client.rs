@@ -571,3 +571,45 @@ fn client_interceptors_run_in_order_and_can_add_metadata() {
         vec!["first /t.S/Echo".to_string(), "second".to_string()]
     );
 }
+
+#[test]
+fn a_unix_socket_target_reaches_a_server_on_a_unix_socket() {
+    let dir = std::env::temp_dir().join(format!("mio-grpc-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("grpc.sock");
+    let _ = std::fs::remove_file(&path);
+    let mut server = Server::builder().event_loops(1).build();
+    server.add_service(service()).unwrap();
+    let handle = server.start_unix(&path).unwrap();
+    let channel = Channel::new(
+        &format!("unix:{}", path.display()),
+        ChannelOptions::default(),
+    )
+    .unwrap();
+    let reply = channel
+        .unary_raw(
+            "/t.S/Echo",
+            Bytes::from_static(b"over unix"),
+            CallOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(&reply[..], b"over unix");
+    handle.stop();
+    let _ = std::fs::remove_file(&path);
+
+    let name = format!("mio-grpc-test-{}", std::process::id());
+    let mut server = Server::builder().event_loops(1).build();
+    server.add_service(service()).unwrap();
+    let runtime_listen = server.start_unix_abstract(name.as_bytes()).unwrap();
+    let channel =
+        Channel::new(&format!("unix-abstract:{name}"), ChannelOptions::default()).unwrap();
+    let reply = channel
+        .unary_raw(
+            "/t.S/Echo",
+            Bytes::from_static(b"abstract"),
+            CallOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(&reply[..], b"abstract");
+    runtime_listen.stop();
+}

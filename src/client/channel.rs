@@ -30,7 +30,6 @@
 //!   (REFUSED_STREAM, dropped under GOAWAY).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -168,7 +167,7 @@ struct SubState {
 
 /// One address and its connection.
 pub(crate) struct Subchannel {
-    addr: SocketAddr,
+    addr: ResolvedAddr,
     inner: Mutex<SubState>,
 }
 
@@ -476,12 +475,12 @@ impl Channel {
     }
 
     /// Subchannel states in address order (for tests and dashboards).
-    pub fn subchannel_states(&self) -> Vec<(SocketAddr, ConnectivityState)> {
+    pub fn subchannel_states(&self) -> Vec<(ResolvedAddr, ConnectivityState)> {
         self.inner
             .subchannels
             .lock()
             .iter()
-            .map(|s| (s.addr, s.state()))
+            .map(|s| (s.addr.clone(), s.state()))
             .collect()
     }
 }
@@ -688,17 +687,10 @@ impl Inner {
                 *self.config.lock() = Arc::new(Config::new(Some(parsed)));
             }
         }
-        let addrs: Vec<SocketAddr> = update
-            .addresses
-            .iter()
-            .filter_map(|a| match &a.addr {
-                ResolvedAddr::Tcp(addr) => Some(*addr),
-                _ => None, // Unix sockets: not yet on the channel
-            })
-            .collect();
+        let addrs: Vec<ResolvedAddr> = update.addresses.iter().map(|a| a.addr.clone()).collect();
         if addrs.is_empty() {
             return Err(Status::unavailable(format!(
-                "{} resolved to no TCP addresses",
+                "{} resolved to no addresses",
                 self.authority
             )));
         }
@@ -786,7 +778,7 @@ impl Inner {
                             state.backoff.reset();
                         }
                         Err(status) => {
-                            let mut rng = jitter_rng(sub.addr.port().into());
+                            let mut rng = jitter_rng(0);
                             let delay = state.backoff.next_delay(&mut rng);
                             state.retry_at = Some(Instant::now() + delay);
                             state.last_error = Some(status);
@@ -819,7 +811,15 @@ impl Inner {
             channel: Arc::downgrade(self),
             sub: Arc::downgrade(sub),
         };
-        match runtime.connect(sub.addr, timeout, config, move |_| Box::new(session)) {
+        let factory = move |_| Box::new(session) as Box<dyn Session>;
+        let connected = match &sub.addr {
+            ResolvedAddr::Tcp(addr) => runtime.connect(*addr, timeout, config, factory),
+            ResolvedAddr::Unix(path) => runtime.connect_unix(path, timeout, config, factory),
+            ResolvedAddr::UnixAbstract(name) => {
+                runtime.connect_unix_abstract(name, timeout, config, factory)
+            }
+        };
+        match connected {
             Ok(handle) => Ok(Conn {
                 handle,
                 calls,

@@ -404,6 +404,27 @@ impl Server {
 
     /// Starts serving on `addr`; returns at once with a handle.
     pub fn start(&mut self, addr: SocketAddr) -> Result<ServerHandle, ServerError> {
+        let listener = self.config.listener.clone();
+        self.start_with(move |runtime, acceptor| runtime.listen(addr, listener, acceptor))
+    }
+
+    /// Starts serving on a Unix domain socket at `path` (a stale socket
+    /// file must be removed first).
+    pub fn start_unix(&mut self, path: &std::path::Path) -> Result<ServerHandle, ServerError> {
+        let path = path.to_path_buf();
+        self.start_with(move |runtime, acceptor| runtime.listen_unix(&path, acceptor))
+    }
+
+    /// Starts serving on a Linux abstract Unix socket named `name`.
+    pub fn start_unix_abstract(&mut self, name: &[u8]) -> Result<ServerHandle, ServerError> {
+        let name = name.to_vec();
+        self.start_with(move |runtime, acceptor| runtime.listen_unix_abstract(&name, acceptor))
+    }
+
+    fn start_with(
+        &mut self,
+        listen: impl FnOnce(&Runtime, Arc<dyn Acceptor>) -> io::Result<ListenerHandle>,
+    ) -> Result<ServerHandle, ServerError> {
         if self.started {
             return Err(ServerError::AlreadyStarted);
         }
@@ -424,7 +445,7 @@ impl Server {
         let acceptor = Arc::new(GrpcAcceptor {
             shared: shared.clone(),
         });
-        let listener = runtime.listen(addr, self.config.listener.clone(), acceptor)?;
+        let listener = listen(&runtime, acceptor)?;
         Ok(ServerHandle {
             inner: Mutex::new(Some(Running {
                 runtime,
