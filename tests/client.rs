@@ -613,3 +613,66 @@ fn a_unix_socket_target_reaches_a_server_on_a_unix_socket() {
     assert_eq!(&reply[..], b"abstract");
     runtime_listen.stop();
 }
+
+#[test]
+fn a105_more_connections_when_the_server_allows_one_stream_each() {
+    let active = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (a, p) = (active.clone(), peak.clone());
+    let service = ServiceDesc::new("t.S").method(MethodDesc::raw_unary(
+        "Slow",
+        move |_ctx: &Context, req: Bytes| {
+            let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(200));
+            a.fetch_sub(1, Ordering::SeqCst);
+            Ok(req)
+        },
+    ));
+    let mut server = Server::builder()
+        .max_concurrent_streams(1)
+        .event_loops(1)
+        .workers(4)
+        .build();
+    server.add_service(service).unwrap();
+    let handle = server.start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let target = format!("127.0.0.1:{}", handle.local_addr().port());
+
+    // Default: one connection, calls queue (and all succeed).
+    let one = Channel::new(&target, ChannelOptions::default()).unwrap();
+    one.unary_raw("/t.S/Slow", Bytes::new(), CallOptions::default())
+        .unwrap();
+    let calls: Vec<_> = (0..4)
+        .map(|_| one.start_unary_raw("/t.S/Slow", Bytes::new(), CallOptions::default()))
+        .collect();
+    for call in calls {
+        call.wait().unwrap();
+    }
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        1,
+        "one connection, one stream at a time"
+    );
+
+    // A105: more connections to the same address.
+    peak.store(0, Ordering::SeqCst);
+    let options = ChannelOptions {
+        max_connections_per_address: 4,
+        ..ChannelOptions::default()
+    };
+    let many = Channel::new(&target, options).unwrap();
+    many.unary_raw("/t.S/Slow", Bytes::new(), CallOptions::default())
+        .unwrap();
+    for _ in 0..3 {
+        let calls: Vec<_> = (0..8)
+            .map(|_| many.start_unary_raw("/t.S/Slow", Bytes::new(), CallOptions::default()))
+            .collect();
+        for call in calls {
+            call.wait().unwrap();
+        }
+    }
+    assert!(
+        peak.load(Ordering::SeqCst) >= 2,
+        "calls ran on more than one connection"
+    );
+}

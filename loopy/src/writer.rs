@@ -178,6 +178,11 @@ impl Writer {
         self.open_count
     }
 
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS in force.
+    pub fn peer_max_concurrent_streams(&self) -> u32 {
+        self.peer_max_concurrent
+    }
+
     /// Client streams waiting for a slot under MAX_CONCURRENT_STREAMS.
     pub fn waiting_streams(&self) -> usize {
         self.pending_open

@@ -103,6 +103,10 @@ pub struct ChannelOptions {
     pub service_config: Option<String>,
     /// Close connections after this long without calls (default 30 min).
     pub idle_timeout: Option<Duration>,
+    /// gRFC A105: when every connection to an address is at the server's
+    /// MAX_CONCURRENT_STREAMS, open another, up to this many (default 1:
+    /// calls queue on the one connection and never fail for it).
+    pub max_connections_per_address: usize,
     /// Unary interceptors, outermost first (blocking unary calls).
     pub unary_interceptors: Vec<ClientUnaryInterceptor>,
     /// Stream interceptors, outermost first.
@@ -121,6 +125,7 @@ impl Default for ChannelOptions {
             resolvers: ResolverRegistry::default(),
             service_config: None,
             idle_timeout: Some(Duration::from_secs(30 * 60)),
+            max_connections_per_address: 1,
             unary_interceptors: Vec::new(),
             stream_interceptors: Vec::new(),
         }
@@ -160,6 +165,11 @@ impl Conn {
 struct SubState {
     state: ConnectivityState,
     conn: Option<Conn>,
+    /// gRFC A105: more connections when the first is at the server's
+    /// MAX_CONCURRENT_STREAMS (only with `max_connections_per_address` > 1).
+    extra: Vec<Conn>,
+    /// An extra connection is being made.
+    growing: bool,
     backoff: Backoff,
     retry_at: Option<Instant>,
     last_error: Option<Status>,
@@ -171,7 +181,47 @@ pub(crate) struct Subchannel {
     inner: Mutex<SubState>,
 }
 
+impl SubState {
+    /// Every connection, taken out (to close them outside the lock).
+    fn take_all(&mut self) -> Vec<Conn> {
+        let mut all: Vec<Conn> = self.conn.take().into_iter().collect();
+        all.append(&mut self.extra);
+        all
+    }
+}
+
 impl Subchannel {
+    /// A usable connection with room for another stream; with A105 on and
+    /// every connection full, the least loaded one (the call queues there
+    /// while another connection is made: `grow` says so).
+    fn pick_conn(&self, max_connections: usize) -> (Option<Conn>, bool) {
+        let Some(first) = self.ready_conn() else {
+            return (None, false);
+        };
+        if max_connections <= 1 {
+            return (Some(first), false);
+        }
+        let (mut conns, growing) = {
+            let mut sub = self.inner.lock();
+            sub.extra.retain(Conn::usable);
+            (sub.extra.clone(), sub.growing)
+        };
+        conns.insert(0, first);
+        let mut best: Option<(Conn, usize)> = None;
+        for conn in conns.iter() {
+            let (open, limit, waiting) = conn.handle.with(|c| c.stream_capacity());
+            if open < limit && waiting == 0 {
+                return (Some(conn.clone()), false);
+            }
+            let load = open as usize + waiting;
+            if best.as_ref().is_none_or(|(_, l)| load < *l) {
+                best = Some((conn.clone(), load));
+            }
+        }
+        let grow = !growing && conns.len() < max_connections;
+        (best.map(|(c, _)| c), grow)
+    }
+
     fn ready_conn(&self) -> Option<Conn> {
         let left = {
             let mut sub = self.inner.lock();
@@ -611,8 +661,8 @@ impl Inner {
         // session calls back into the channel with the connection locked.
         let subs: Vec<Arc<Subchannel>> = std::mem::take(&mut *self.subchannels.lock());
         for sub in subs {
-            let conn = sub.inner.lock().conn.take();
-            if let Some(conn) = conn {
+            let conns = sub.inner.lock().take_all();
+            for conn in conns {
                 // Calls fail with CANCELLED first: closing the connection
                 // would otherwise end them as UNAVAILABLE (first status wins).
                 fail_all(
@@ -704,6 +754,8 @@ impl Inner {
                     inner: Mutex::new(SubState {
                         state: ConnectivityState::Idle,
                         conn: None,
+                        extra: Vec::new(),
+                        growing: false,
                         backoff: Backoff::new(self.options.backoff),
                         retry_at: None,
                         last_error: None,
@@ -715,8 +767,8 @@ impl Inner {
         *subs = next;
         drop(subs);
         for sub in gone {
-            let conn = sub.inner.lock().conn.take();
-            if let Some(conn) = conn {
+            let conns = sub.inner.lock().take_all();
+            for conn in conns {
                 conn.handle.shutdown();
             }
         }
@@ -748,6 +800,31 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// gRFC A105: one more connection for a subchannel whose connections
+    /// are at the server's MAX_CONCURRENT_STREAMS.
+    fn grow(self: &Arc<Self>, sub: Arc<Subchannel>) {
+        {
+            let mut state = sub.inner.lock();
+            if state.growing {
+                return;
+            }
+            state.growing = true;
+        }
+        let inner = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("mio-grpc-connect".into())
+            .spawn(move || {
+                let result = inner.dial(&sub);
+                let mut state = sub.inner.lock();
+                state.growing = false;
+                if let Ok(conn) = result {
+                    state.extra.push(conn);
+                }
+                drop(state);
+                inner.notify();
+            });
     }
 
     /// Connects one subchannel on a short-lived thread.
@@ -850,7 +927,10 @@ impl Inner {
             }
             let generation = *self.picker.0.lock();
             let subs = self.subchannels.lock().clone();
-            let ready: Vec<Conn> = subs.iter().filter_map(|s| s.ready_conn()).collect();
+            let ready: Vec<&Arc<Subchannel>> = subs
+                .iter()
+                .filter(|s| s.state() == ConnectivityState::Ready)
+                .collect();
             if !ready.is_empty() {
                 let i = match self.config.lock().policy() {
                     LbPolicy::RoundRobin => {
@@ -858,9 +938,17 @@ impl Inner {
                     }
                     _ => 0,
                 };
-                if let Some(conn) = ready.get(i) {
-                    return Ok(conn.clone());
+                if let Some(sub) = ready.get(i) {
+                    let (conn, grow) = sub.pick_conn(self.options.max_connections_per_address);
+                    if grow {
+                        self.grow(Arc::clone(sub));
+                    }
+                    if let Some(conn) = conn {
+                        return Ok(conn);
+                    }
                 }
+                // The chosen one just went away: look again.
+                continue;
             }
             self.kick();
             let failed = !subs.is_empty()
@@ -995,7 +1083,9 @@ impl Inner {
         {
             let mut state = sub.inner.lock();
             if state.conn.as_ref().is_some_and(|c| !c.usable()) {
-                state.conn = None;
+                // An extra connection, if any, takes over as the first.
+                state.extra.retain(Conn::usable);
+                state.conn = state.extra.pop();
             }
             if state.conn.is_none() && state.state == ConnectivityState::Ready {
                 state.state = ConnectivityState::Idle;
@@ -1027,13 +1117,13 @@ impl Inner {
                 && now.saturating_duration_since(*self.last_active.lock()) >= idle;
             if quiet && self.state.get() != ConnectivityState::Idle {
                 for sub in &subs {
-                    let conn = {
+                    let conns = {
                         let mut state = sub.inner.lock();
                         state.state = ConnectivityState::Idle;
                         state.retry_at = None;
-                        state.conn.take()
+                        state.take_all()
                     };
-                    if let Some(conn) = conn {
+                    for conn in conns {
                         conn.handle.shutdown();
                     }
                 }

@@ -335,6 +335,17 @@ impl Connection {
         self.stats.wakeups += 1;
     }
 
+    /// Client: streams open against the peer's MAX_CONCURRENT_STREAMS, the
+    /// peer's limit, and streams waiting for a slot (gRFC A105 uses these
+    /// to decide on another connection).
+    pub fn stream_capacity(&self) -> (u32, u32, usize) {
+        (
+            self.writer.open_streams(),
+            self.writer.peer_max_concurrent_streams(),
+            self.writer.waiting_streams(),
+        )
+    }
+
     /// Streams with a receive-side record (open or half-closed).
     pub fn active_streams(&self) -> usize {
         self.streams.len()
