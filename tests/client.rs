@@ -676,3 +676,57 @@ fn a105_more_connections_when_the_server_allows_one_stream_each() {
         "calls ran on more than one connection"
     );
 }
+
+#[test]
+fn a_streaming_call_is_retried_with_its_requests_replayed() {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    let service = ServiceDesc::new("t.S").method(MethodDesc::raw_bidi(
+        "FlakyBidi",
+        move |_ctx: &Context, mut reqs: RawRequests, sink: RawSink| {
+            let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut got = Vec::new();
+            while let Some(m) = reqs.recv()? {
+                got.push(m);
+            }
+            if n < 2 {
+                // Fails before any response: not committed, retryable.
+                return Err(Status::unavailable("first attempt fails"));
+            }
+            for m in got {
+                sink.send(&m)?;
+            }
+            Ok(())
+        },
+    ));
+    let mut server = Server::builder().event_loops(1).build();
+    server.add_service(service).unwrap();
+    let handle = server.start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let config = RETRY_CONFIG.replace("\"Flaky\"", "\"FlakyBidi\"");
+    let channel = Channel::new(
+        &format!("127.0.0.1:{}", handle.local_addr().port()),
+        options_with(&config),
+    )
+    .unwrap();
+    let call = channel
+        .streaming_raw("/t.S/FlakyBidi", CallOptions::default())
+        .unwrap();
+    for m in [&b"one"[..], b"two", b"three"] {
+        call.send(m).unwrap();
+    }
+    call.close_send().unwrap();
+    let mut echoed = Vec::new();
+    while let Some(m) = call.recv().unwrap() {
+        echoed.push(m.to_vec());
+    }
+    assert_eq!(
+        echoed,
+        vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
+    assert_eq!(call.finish().0.code(), Code::Ok);
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "one retry, requests replayed"
+    );
+}

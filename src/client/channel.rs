@@ -509,7 +509,20 @@ impl Channel {
             match interceptors.split_first() {
                 None => {
                     let call = inner.start(method, options, None)?;
-                    Ok(StreamingCall::new(call, options.deadline()))
+                    let retry = inner
+                        .config
+                        .lock()
+                        .parsed
+                        .as_ref()
+                        .and_then(|c| c.method_config(method))
+                        .and_then(|m| m.retry_policy.clone());
+                    Ok(StreamingCall::new(
+                        inner.clone(),
+                        method,
+                        options.clone(),
+                        retry,
+                        call,
+                    ))
                 }
                 Some((first, rest)) => first(method, options, &|options| {
                     chain(inner, rest, method, options)
@@ -1076,6 +1089,32 @@ impl Inner {
             }
         }
         Ok(call)
+    }
+
+    /// A new attempt of a streaming call (retries).
+    pub(crate) fn start_stream_attempt(
+        self: &Arc<Self>,
+        method: &str,
+        options: &CallOptions,
+    ) -> Result<Arc<ClientCall>, Status> {
+        self.start(method, options, None)
+    }
+
+    /// Retry throttling: may another retry go now?
+    pub(crate) fn retry_allowed(&self) -> bool {
+        let throttle = self.config.lock().throttle.clone();
+        throttle.is_none_or(|t| t.retry_allowed())
+    }
+
+    /// Retry throttling: a call ended (success, or a retryable failure).
+    pub(crate) fn record_outcome(&self, ok: bool, retryable_failure: bool) {
+        if let Some(throttle) = self.config.lock().throttle.clone() {
+            if ok {
+                throttle.record_success();
+            } else if retryable_failure {
+                throttle.record_failure();
+            }
+        }
     }
 
     /// A subchannel's connection went away.

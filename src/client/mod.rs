@@ -238,28 +238,157 @@ impl UnaryCall {
     }
 }
 
+/// Request bytes kept for replay until a streaming call commits (grpc-go's
+/// per-RPC retry buffer); past it, the call is committed (no retry).
+const RETRY_BUFFER: usize = 256 * 1024;
+
+/// The attempt in progress, and what a retry must replay.
+struct StreamAttempt {
+    call: Arc<ClientCall>,
+    number: u32,
+    transparent_left: u32,
+    sent: Vec<Bytes>,
+    sent_bytes: usize,
+    half_closed: bool,
+    committed: bool,
+}
+
 /// A streaming call (client-, server- or bidi-streaming), with raw bytes.
 /// Dropping it before it ends cancels it (RST_STREAM CANCEL).
+///
+/// Until it commits (response headers, a response message, or more than
+/// 256 KiB sent), a failure the server never saw the stream for is retried
+/// transparently, and a failure the method's retry policy names is retried
+/// with backoff: the requests sent so far are replayed (gRFC A6).
 pub struct StreamingCall {
-    call: Arc<ClientCall>,
-    deadline: Option<Instant>,
+    channel: Arc<channel::Inner>,
+    method: String,
+    options: CallOptions,
+    retry: Option<service_config::RetryPolicy>,
+    attempt: parking_lot::Mutex<StreamAttempt>,
 }
 
 impl std::fmt::Debug for StreamingCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamingCall").finish_non_exhaustive()
+        f.debug_struct("StreamingCall")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
     }
 }
 
 impl StreamingCall {
-    pub(crate) fn new(call: Arc<ClientCall>, deadline: Option<Instant>) -> StreamingCall {
-        StreamingCall { call, deadline }
+    pub(crate) fn new(
+        channel: Arc<channel::Inner>,
+        method: &str,
+        options: CallOptions,
+        retry: Option<service_config::RetryPolicy>,
+        call: Arc<ClientCall>,
+    ) -> StreamingCall {
+        let attempt = StreamAttempt {
+            call,
+            number: 1,
+            transparent_left: 1,
+            sent: Vec::new(),
+            sent_bytes: 0,
+            half_closed: false,
+            committed: false,
+        };
+        StreamingCall {
+            channel,
+            method: method.to_string(),
+            options,
+            retry,
+            attempt: parking_lot::Mutex::new(attempt),
+        }
+    }
+
+    fn current(&self) -> Arc<ClientCall> {
+        self.attempt.lock().call.clone()
+    }
+
+    fn commit(&self) {
+        let mut attempt = self.attempt.lock();
+        attempt.committed = true;
+        attempt.sent = Vec::new();
+    }
+
+    /// After a failure: starts a new attempt and replays, if allowed.
+    fn retry(&self, status: &Status) -> bool {
+        let mut attempt = self.attempt.lock();
+        if attempt.committed || attempt.call.committed() {
+            return false;
+        }
+        if self.options.deadline().is_some_and(|d| d <= Instant::now()) {
+            return false;
+        }
+        if attempt.call.was_unsent() && attempt.transparent_left > 0 {
+            attempt.transparent_left -= 1;
+        } else {
+            let Some(policy) = self
+                .retry
+                .as_ref()
+                .filter(|p| p.is_retryable(status.code()))
+            else {
+                return false;
+            };
+            if attempt.number >= policy.max_attempts || !self.channel.retry_allowed() {
+                return false;
+            }
+            let mut x = (attempt.number as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ u64::from(std::process::id());
+            let mut rng = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 11) as f64 / (1u64 << 53) as f64
+            };
+            std::thread::sleep(policy.retry_delay(attempt.number - 1, &mut rng));
+            attempt.number += 1;
+        }
+        let mut options = self.options.clone();
+        options.previous_attempts = attempt.number - 1;
+        let Ok(call) = self.channel.start_stream_attempt(&self.method, &options) else {
+            return false;
+        };
+        for message in &attempt.sent {
+            if call
+                .send_message(message, false, self.options.deadline())
+                .is_err()
+            {
+                return false;
+            }
+        }
+        if attempt.half_closed && call.close_send().is_err() {
+            return false;
+        }
+        attempt.call = call;
+        true
     }
 
     /// Sends one request message; blocks while the stream's buffered output
     /// is over its quota (flow control).
     pub fn send(&self, message: &[u8]) -> Result<(), Status> {
-        self.call.send_message(message, false, self.deadline)
+        {
+            let mut attempt = self.attempt.lock();
+            if !attempt.committed {
+                attempt.sent_bytes += message.len();
+                if attempt.sent_bytes > RETRY_BUFFER {
+                    attempt.committed = true;
+                    attempt.sent = Vec::new();
+                } else {
+                    attempt.sent.push(Bytes::copy_from_slice(message));
+                }
+            }
+        }
+        match self
+            .current()
+            .send_message(message, false, self.options.deadline())
+        {
+            Ok(()) => Ok(()),
+            // A retry replays this message too.
+            Err(status) if self.retry(&status) => Ok(()),
+            Err(status) => Err(status),
+        }
     }
 
     /// Sends a prost message.
@@ -269,12 +398,26 @@ impl StreamingCall {
 
     /// Half-closes: no more requests.
     pub fn close_send(&self) -> Result<(), Status> {
-        self.call.close_send()
+        self.attempt.lock().half_closed = true;
+        match self.current().close_send() {
+            Err(status) if self.retry(&status) => Ok(()),
+            other => other,
+        }
     }
 
     /// The next response message; `Ok(None)` at a clean end.
     pub fn recv(&self) -> Result<Option<Bytes>, Status> {
-        self.call.recv(self.deadline)
+        loop {
+            match self.current().recv(self.options.deadline()) {
+                Ok(Some(message)) => {
+                    self.commit();
+                    return Ok(Some(message));
+                }
+                Ok(None) => return Ok(None),
+                Err(status) if self.retry(&status) => continue,
+                Err(status) => return Err(status),
+            }
+        }
     }
 
     /// The next response as a prost message.
@@ -289,29 +432,50 @@ impl StreamingCall {
 
     /// The response headers (waits for them).
     pub fn headers(&self) -> Result<Metadata, Status> {
-        self.call.headers(self.deadline)
+        loop {
+            match self.current().headers(self.options.deadline()) {
+                Ok(headers) => {
+                    self.commit();
+                    return Ok(headers);
+                }
+                Err(status) if self.retry(&status) => continue,
+                Err(status) => return Err(status),
+            }
+        }
     }
 
     /// Waits for the end: the status (OK or the error) and the trailers.
     pub fn finish(&self) -> (Status, Metadata) {
-        self.call.finish(self.deadline)
+        loop {
+            let (status, trailers) = self.current().finish(self.options.deadline());
+            if status.code() != crate::grpc::Code::Ok && self.retry(&status) {
+                continue;
+            }
+            self.channel.record_outcome(
+                status.code() == crate::grpc::Code::Ok,
+                self.retry
+                    .as_ref()
+                    .is_some_and(|p| p.is_retryable(status.code())),
+            );
+            return (status, trailers);
+        }
     }
 
     /// The trailing metadata (once the call has ended).
     pub fn trailers(&self) -> Metadata {
-        self.call.trailers()
+        self.current().trailers()
     }
 
     /// Cancels the call.
     pub fn cancel(&self) {
-        self.call
+        self.current()
             .cancel(Status::cancelled("cancelled by the client"));
     }
 }
 
 impl Drop for StreamingCall {
     fn drop(&mut self) {
-        self.call
+        self.current()
             .cancel(Status::cancelled("the call was dropped before it ended"));
     }
 }
