@@ -730,3 +730,63 @@ fn a_streaming_call_is_retried_with_its_requests_replayed() {
         "one retry, requests replayed"
     );
 }
+
+#[test]
+fn a_balancer_of_your_own_picks_the_subchannel() {
+    use mio_grpc::client::balancer::Balancer;
+    use mio_grpc::client::resolver::ResolvedAddr;
+
+    /// Always the last ready address.
+    struct Last;
+    impl Balancer for Last {
+        fn name(&self) -> &str {
+            "last"
+        }
+        fn connects_all(&self) -> bool {
+            true
+        }
+        fn pick(&self, ready: &[ResolvedAddr]) -> usize {
+            ready.len() - 1
+        }
+    }
+    let hits: Vec<Arc<AtomicUsize>> = (0..2).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let _servers: Vec<ServerHandle> = ports
+        .iter()
+        .zip(&hits)
+        .map(|(p, h)| counting_server(&format!("127.0.0.1:{p}"), h.clone(), 0))
+        .collect();
+    let options = ChannelOptions {
+        balancer: Some(Arc::new(Last)),
+        ..ChannelOptions::default()
+    };
+    let channel = Channel::new(
+        &format!("ipv4:127.0.0.1:{},127.0.0.1:{}", ports[0], ports[1]),
+        options,
+    )
+    .unwrap();
+    channel.connect();
+    let until = Instant::now() + Duration::from_secs(5);
+    while channel
+        .subchannel_states()
+        .iter()
+        .filter(|(_, s)| *s == ConnectivityState::Ready)
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..20 {
+        channel
+            .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
+            .unwrap();
+    }
+    assert_eq!(
+        (
+            hits[0].load(Ordering::SeqCst),
+            hits[1].load(Ordering::SeqCst)
+        ),
+        (0, 20)
+    );
+}

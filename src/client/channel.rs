@@ -41,6 +41,7 @@ use loopy::{DropCause, Item, StreamKey};
 use parking_lot::{Condvar, Mutex};
 
 use super::backoff::{Backoff, BackoffConfig};
+use super::balancer::{self, Balancer};
 use super::call::ClientCall;
 use super::connectivity::{ConnectivityState, StateWatch};
 use super::resolver::{ResolveGate, ResolvedAddr, ResolverRegistry};
@@ -107,6 +108,8 @@ pub struct ChannelOptions {
     /// MAX_CONCURRENT_STREAMS, open another, up to this many (default 1:
     /// calls queue on the one connection and never fail for it).
     pub max_connections_per_address: usize,
+    /// A balancer of your own; overrides the service config's policy.
+    pub balancer: Option<Arc<dyn Balancer>>,
     /// Unary interceptors, outermost first (blocking unary calls).
     pub unary_interceptors: Vec<ClientUnaryInterceptor>,
     /// Stream interceptors, outermost first.
@@ -125,6 +128,7 @@ impl Default for ChannelOptions {
             resolvers: ResolverRegistry::default(),
             service_config: None,
             idle_timeout: Some(Duration::from_secs(30 * 60)),
+            balancer: None,
             max_connections_per_address: 1,
             unary_interceptors: Vec::new(),
             stream_interceptors: Vec::new(),
@@ -260,10 +264,11 @@ impl Subchannel {
     }
 }
 
-/// The parsed service config in force, and its throttle.
+/// The parsed service config in force, its throttle and its balancer.
 struct Config {
     parsed: Option<ServiceConfig>,
     throttle: Option<Arc<RetryThrottle>>,
+    balancer: Arc<dyn Balancer>,
 }
 
 pub(crate) struct Inner {
@@ -278,7 +283,6 @@ pub(crate) struct Inner {
     resolve_gate: Mutex<ResolveGate>,
     needs_resolve: AtomicBool,
     last_resolve: Mutex<Option<Instant>>,
-    rr_next: AtomicUsize,
     /// Bumped and notified on every subchannel change (the picker waits).
     picker: (Mutex<u64>, Condvar),
     inflight: Arc<AtomicUsize>,
@@ -375,7 +379,6 @@ impl Channel {
             resolve_gate: Mutex::new(ResolveGate::new(min_interval)),
             needs_resolve: AtomicBool::new(true),
             last_resolve: Mutex::new(None),
-            rr_next: AtomicUsize::new(0),
             picker: (Mutex::new(0), Condvar::new()),
             inflight: Arc::new(AtomicUsize::new(0)),
             last_active: Mutex::new(Instant::now()),
@@ -655,14 +658,26 @@ impl Config {
             .as_ref()
             .and_then(ServiceConfig::retry_throttling)
             .map(|p| Arc::new(RetryThrottle::new(p)));
-        Config { parsed, throttle }
-    }
-
-    fn policy(&self) -> LbPolicy {
-        self.parsed
+        let policy = parsed
             .as_ref()
             .and_then(ServiceConfig::lb_policy)
-            .unwrap_or(LbPolicy::PickFirst)
+            .unwrap_or(LbPolicy::PickFirst);
+        Config {
+            parsed,
+            throttle,
+            balancer: balancer::for_policy(policy),
+        }
+    }
+}
+
+impl Inner {
+    /// The balancer in force: the channel's own, or the service config's
+    /// policy (one instance per config, so round_robin keeps its place).
+    fn balancer(&self) -> Arc<dyn Balancer> {
+        if let Some(balancer) = &self.options.balancer {
+            return balancer.clone();
+        }
+        self.config.lock().balancer.clone()
     }
 }
 
@@ -793,13 +808,13 @@ impl Inner {
     fn kick(self: &Arc<Self>) {
         let now = Instant::now();
         let subs = self.subchannels.lock().clone();
-        match self.config.lock().policy() {
-            LbPolicy::RoundRobin => {
+        match self.balancer().connects_all() {
+            true => {
                 for sub in subs.iter().filter(|s| s.connectable(now)) {
                     self.connect_sub(sub.clone());
                 }
             }
-            _ => {
+            false => {
                 let busy = subs.iter().any(|s| {
                     matches!(
                         s.state(),
@@ -945,12 +960,8 @@ impl Inner {
                 .filter(|s| s.state() == ConnectivityState::Ready)
                 .collect();
             if !ready.is_empty() {
-                let i = match self.config.lock().policy() {
-                    LbPolicy::RoundRobin => {
-                        self.rr_next.fetch_add(1, Ordering::Relaxed) % ready.len()
-                    }
-                    _ => 0,
-                };
+                let addrs: Vec<ResolvedAddr> = ready.iter().map(|s| s.addr.clone()).collect();
+                let i = self.balancer().pick(&addrs);
                 if let Some(sub) = ready.get(i) {
                     let (conn, grow) = sub.pick_conn(self.options.max_connections_per_address);
                     if grow {
@@ -1137,15 +1148,13 @@ impl Inner {
     /// The maintenance tick: background reconnects, idle timeout, refresh.
     fn tick(self: &Arc<Self>) {
         let now = Instant::now();
-        let policy = self.config.lock().policy();
+        let connects_all = self.balancer().connects_all();
         let subs = self.subchannels.lock().clone();
         // Failed subchannels come back after their backoff; round_robin
         // also reconnects lost ones at once.
         let wanted = |s: &Subchannel| match s.state() {
             ConnectivityState::TransientFailure => s.connectable(now),
-            ConnectivityState::Idle => {
-                policy == LbPolicy::RoundRobin && self.state.get() != ConnectivityState::Idle
-            }
+            ConnectivityState::Idle => connects_all && self.state.get() != ConnectivityState::Idle,
             _ => false,
         };
         if subs.iter().any(|s| wanted(s)) {

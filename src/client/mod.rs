@@ -22,6 +22,7 @@
 //! unix-socket targets on the runtime, interceptors.
 
 pub mod backoff;
+pub mod balancer;
 mod call;
 mod channel;
 pub mod connectivity;
