@@ -790,3 +790,44 @@ fn a_balancer_of_your_own_picks_the_subchannel() {
         (0, 20)
     );
 }
+
+#[test]
+fn calls_started_from_completion_callbacks_do_not_deadlock() {
+    // A closed loop driven from callbacks (as a load generator would),
+    // with and without A105's extra connections.
+    for max_connections in [1, 4] {
+        let server = server(100);
+        let options = ChannelOptions {
+            max_connections_per_address: max_connections,
+            ..ChannelOptions::default()
+        };
+        let channel = Channel::new(
+            &format!("127.0.0.1:{}", server.local_addr().port()),
+            options,
+        )
+        .unwrap();
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<usize>(1);
+        fn next(channel: Channel, left: usize, done: crossbeam_channel::Sender<usize>) {
+            if left == 0 {
+                let _ = done.send(0);
+                return;
+            }
+            let call = channel.start_unary_raw(
+                "/t.S/Echo",
+                Bytes::from_static(b"x"),
+                CallOptions::default(),
+            );
+            let again = channel.clone();
+            call.on_complete(move |status| {
+                assert_eq!(status.code(), Code::Ok);
+                next(again, left - 1, done);
+            });
+        }
+        next(channel.clone(), 200, done_tx);
+        assert_eq!(
+            done_rx.recv_timeout(Duration::from_secs(10)),
+            Ok(0),
+            "the chain of 200 calls finished"
+        );
+    }
+}

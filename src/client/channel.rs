@@ -156,6 +156,8 @@ struct Conn {
     /// GOAWAY received or stream ids nearly used up: no new calls here.
     draining: Arc<AtomicBool>,
     last_stream_id: Arc<AtomicU32>,
+    /// The server's MAX_CONCURRENT_STREAMS as last seen (A105).
+    peer_limit: Arc<AtomicU32>,
 }
 
 impl Conn {
@@ -213,7 +215,20 @@ impl Subchannel {
         conns.insert(0, first);
         let mut best: Option<(Conn, usize)> = None;
         for conn in conns.iter() {
-            let (open, limit, waiting) = conn.handle.with(|c| c.stream_capacity());
+            // Never block here: a call may be started from a completion
+            // callback running on this connection's loop, holding its lock.
+            // When it is locked, estimate from the calls in flight there and
+            // the peer's limit as last seen.
+            let (open, limit, waiting) = match conn.handle.try_with(|c| c.stream_capacity()) {
+                Some((open, limit, waiting)) => {
+                    conn.peer_limit.store(limit, Ordering::Relaxed);
+                    (open, limit, waiting)
+                }
+                None => {
+                    let in_flight = u32::try_from(conn.calls.lock().len()).unwrap_or(u32::MAX);
+                    (in_flight, conn.peer_limit.load(Ordering::Relaxed), 0)
+                }
+            };
             if open < limit && waiting == 0 {
                 return (Some(conn.clone()), false);
             }
@@ -930,6 +945,7 @@ impl Inner {
                 calls,
                 draining,
                 last_stream_id,
+                peer_limit: Arc::new(AtomicU32::new(u32::MAX)),
             }),
             Err(e) => Err(Status::unavailable(format!(
                 "connection to {} failed: {e}",

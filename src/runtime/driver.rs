@@ -406,6 +406,16 @@ impl ConnHandle {
         result
     }
 
+    /// Like [`ConnHandle::with`], but `None` at once if the connection is
+    /// locked (by the loop, or by a callback running on it): never blocks,
+    /// so it is safe from session callbacks.
+    pub fn try_with<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
+        let mut core = self.0.core.try_lock()?;
+        let result = f(&mut core.conn);
+        self.direct(&mut core);
+        Some(result)
+    }
+
     fn direct(&self, core: &mut Core) {
         if core.closed {
             return;
