@@ -206,8 +206,11 @@ impl UnaryCall {
 
     /// Calls `callback` with the final status when the call ends (at once
     /// if it has), before any waiter returns. It may run on the channel's
-    /// event-loop thread: it must not block. Use [`UnaryCall::wait`] or
-    /// `try_get` for the message.
+    /// event-loop thread: it must not block. Starting another call from it
+    /// is fine (a closed loop) as long as the request fits the stream's
+    /// write quota (64 KiB); a larger one would wait for the very loop the
+    /// callback is holding. Use [`UnaryCall::wait`] or `try_get` for the
+    /// message.
     pub fn on_complete(&self, callback: impl FnOnce(&Status) + Send + 'static) {
         let mut state = self.shared.state.lock();
         match &state.result {
