@@ -1,4 +1,5 @@
-//! `greeter_client`: calls helloworld.Greeter/SayHello and prints the reply.
+//! `greeter_client`: calls helloworld.Greeter/SayHello through the client
+//! generated from `examples/proto/helloworld.proto` and prints the reply.
 //!
 //! `cargo run --release --example greeter_client -- --target HOST:PORT --name NAME`
 //! On failure it prints the status code name and message and exits
@@ -8,19 +9,13 @@ use std::time::Duration;
 
 use mio_grpc::client::{CallOptions, Channel, ChannelOptions};
 
-/// `helloworld.HelloRequest`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct HelloRequest {
-    #[prost(string, tag = "1")]
-    name: String,
-}
+/// `helloworld`: messages, `Greeter`, `greeter_service`, `GreeterClient`
+/// (generated; see `examples/gen/README.md`).
+#[allow(dead_code)]
+#[path = "gen/helloworld.rs"]
+mod helloworld;
 
-/// `helloworld.HelloReply`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct HelloReply {
-    #[prost(string, tag = "1")]
-    message: String,
-}
+use helloworld::{GreeterClient, HelloRequest};
 
 fn main() {
     let mut target = String::from("localhost:50051");
@@ -40,12 +35,9 @@ fn main() {
         eprintln!("greeter_client: {e}");
         std::process::exit(2)
     });
+    let client = GreeterClient::new(channel);
     let options = CallOptions::default().timeout(Duration::from_secs(10));
-    match channel.unary::<HelloRequest, HelloReply>(
-        "/helloworld.Greeter/SayHello",
-        &HelloRequest { name },
-        options,
-    ) {
+    match client.say_hello(&HelloRequest { name }, options) {
         Ok(reply) => println!("{}", reply.message),
         Err(status) => {
             eprintln!("{}: {}", status.code().name(), status.message());

@@ -1,22 +1,31 @@
-//! `greeter_server`: helloworld.Greeter/SayHello answering `Hello {name}`.
+//! `greeter_server`: helloworld.Greeter/SayHello answering `Hello {name}`,
+//! through the code generated from `examples/proto/helloworld.proto`.
 //!
 //! `cargo run --release --example greeter_server -- --port P` listens on
 //! 127.0.0.1:P (0 picks a port) and prints the port.
 
-use mio_grpc::server::{Context, MethodDesc, Server, ServiceDesc};
+use std::sync::Arc;
 
-/// `helloworld.HelloRequest`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct HelloRequest {
-    #[prost(string, tag = "1")]
-    name: String,
-}
+use mio_grpc::grpc::Status;
+use mio_grpc::server::{Context, Server};
 
-/// `helloworld.HelloReply`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct HelloReply {
-    #[prost(string, tag = "1")]
-    message: String,
+/// `helloworld`: messages, `Greeter`, `greeter_service`, `GreeterClient`
+/// (generated; see `examples/gen/README.md`).
+#[allow(dead_code)]
+#[path = "gen/helloworld.rs"]
+mod helloworld;
+
+use helloworld::{greeter_service, Greeter, HelloReply, HelloRequest};
+
+/// The greeter.
+struct GreeterServer;
+
+impl Greeter for GreeterServer {
+    fn say_hello(&self, _ctx: &Context, req: HelloRequest) -> Result<HelloReply, Status> {
+        Ok(HelloReply {
+            message: format!("Hello {}", req.name),
+        })
+    }
 }
 
 fn main() {
@@ -31,19 +40,13 @@ fn main() {
             }
         }
     }
-    let greeter = ServiceDesc::new("helloworld.Greeter").method(MethodDesc::unary(
-        "SayHello",
-        |_ctx: &Context, request: HelloRequest| {
-            Ok(HelloReply {
-                message: format!("Hello {}", request.name),
-            })
-        },
-    ));
     let mut server = Server::builder().build();
-    server.add_service(greeter).unwrap_or_else(|e| {
-        eprintln!("greeter_server: {e}");
-        std::process::exit(1)
-    });
+    server
+        .add_service(greeter_service(Arc::new(GreeterServer)))
+        .unwrap_or_else(|e| {
+            eprintln!("greeter_server: {e}");
+            std::process::exit(1)
+        });
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let handle = server.start(addr).unwrap_or_else(|e| {
         eprintln!("greeter_server: cannot listen on {addr}: {e}");
