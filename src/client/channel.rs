@@ -29,33 +29,30 @@
 //!   retried transparently once when the server never saw the stream
 //!   (REFUSED_STREAM, dropped under GOAWAY).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use framer::hpack::HeaderField;
 use framer::Reason;
-use loopy::{DropCause, Item, StreamKey};
+use loopy::Item;
 use parking_lot::{Condvar, Mutex};
 
-use super::backoff::{Backoff, BackoffConfig};
+use super::backoff::BackoffConfig;
 use super::balancer::{self, Balancer};
 use super::call::ClientCall;
 use super::connectivity::{ConnectivityState, StateWatch};
 use super::resolver::{ResolveGate, ResolvedAddr, ResolverRegistry};
-use super::service_config::{LbPolicy, RetryPolicy, RetryThrottle, ServiceConfig};
+use super::retry::attempt;
+use super::service_config::{LbPolicy, RetryThrottle, ServiceConfig};
+use super::subchannel::{Calls, Subchannel};
 use super::target::Target;
 use super::{CallOptions, StreamingCall, UnaryCall, UnaryShared};
-use crate::conn::{CloseReason, ConnConfig, ConnEvent, Connection};
+use crate::conn::ConnConfig;
 use crate::deadline::Deadlines;
-use crate::grpc::{self, Code, Encoding, Status};
-use crate::runtime::{ConnHandle, Runtime, RuntimeConfig, Session};
-
-/// Client stream ids past this many make the channel move to a new
-/// connection (75 % of 2^31).
-const STREAM_ID_ROLLOVER: u32 = 0x6000_0000;
+use crate::grpc::{self, Encoding, Status};
+use crate::runtime::{Runtime, RuntimeConfig};
 
 /// A client unary interceptor: the method, the raw request, the call's
 /// options, and `next` to invoke (or not).
@@ -146,164 +143,31 @@ impl std::fmt::Debug for ChannelOptions {
     }
 }
 
-type Calls = Arc<Mutex<HashMap<StreamKey, Arc<ClientCall>>>>;
-
-/// A live connection of a subchannel.
-#[derive(Clone)]
-struct Conn {
-    handle: ConnHandle,
-    calls: Calls,
-    /// GOAWAY received or stream ids nearly used up: no new calls here.
-    draining: Arc<AtomicBool>,
-    last_stream_id: Arc<AtomicU32>,
-    /// The server's MAX_CONCURRENT_STREAMS as last seen (A105).
-    peer_limit: Arc<AtomicU32>,
-}
-
-impl Conn {
-    fn usable(&self) -> bool {
-        !self.handle.is_closed()
-            && !self.draining.load(Ordering::Acquire)
-            && self.last_stream_id.load(Ordering::Relaxed) < STREAM_ID_ROLLOVER
-    }
-}
-
-struct SubState {
-    state: ConnectivityState,
-    conn: Option<Conn>,
-    /// gRFC A105: more connections when the first is at the server's
-    /// MAX_CONCURRENT_STREAMS (only with `max_connections_per_address` > 1).
-    extra: Vec<Conn>,
-    /// An extra connection is being made.
-    growing: bool,
-    backoff: Backoff,
-    retry_at: Option<Instant>,
-    last_error: Option<Status>,
-}
-
-/// One address and its connection.
-pub(crate) struct Subchannel {
-    addr: ResolvedAddr,
-    inner: Mutex<SubState>,
-}
-
-impl SubState {
-    /// Every connection, taken out (to close them outside the lock).
-    fn take_all(&mut self) -> Vec<Conn> {
-        let mut all: Vec<Conn> = self.conn.take().into_iter().collect();
-        all.append(&mut self.extra);
-        all
-    }
-}
-
-impl Subchannel {
-    /// A usable connection with room for another stream; with A105 on and
-    /// every connection full, the least loaded one (the call queues there
-    /// while another connection is made: `grow` says so).
-    fn pick_conn(&self, max_connections: usize) -> (Option<Conn>, bool) {
-        let Some(first) = self.ready_conn() else {
-            return (None, false);
-        };
-        if max_connections <= 1 {
-            return (Some(first), false);
-        }
-        let (mut conns, growing) = {
-            let mut sub = self.inner.lock();
-            sub.extra.retain(Conn::usable);
-            (sub.extra.clone(), sub.growing)
-        };
-        conns.insert(0, first);
-        let mut best: Option<(Conn, usize)> = None;
-        for conn in conns.iter() {
-            // Never block here: a call may be started from a completion
-            // callback running on this connection's loop, holding its lock.
-            // When it is locked, estimate from the calls in flight there and
-            // the peer's limit as last seen.
-            let (open, limit, waiting) = match conn.handle.try_with(|c| c.stream_capacity()) {
-                Some((open, limit, waiting)) => {
-                    conn.peer_limit.store(limit, Ordering::Relaxed);
-                    (open, limit, waiting)
-                }
-                None => {
-                    let in_flight = u32::try_from(conn.calls.lock().len()).unwrap_or(u32::MAX);
-                    (in_flight, conn.peer_limit.load(Ordering::Relaxed), 0)
-                }
-            };
-            if open < limit && waiting == 0 {
-                return (Some(conn.clone()), false);
-            }
-            let load = open as usize + waiting;
-            if best.as_ref().is_none_or(|(_, l)| load < *l) {
-                best = Some((conn.clone(), load));
-            }
-        }
-        let grow = !growing && conns.len() < max_connections;
-        (best.map(|(c, _)| c), grow)
-    }
-
-    fn ready_conn(&self) -> Option<Conn> {
-        let left = {
-            let mut sub = self.inner.lock();
-            match &sub.conn {
-                Some(conn) if conn.usable() => return Some(conn.clone()),
-                Some(_) => {
-                    sub.state = ConnectivityState::Idle;
-                    sub.conn.take()
-                }
-                None => return None,
-            }
-        };
-        // Left behind: its calls finish, new ones go elsewhere. (Never
-        // touch a connection while holding a channel lock: its session
-        // calls back into the channel with the connection locked.)
-        if let Some(conn) = left {
-            if !conn.handle.is_closed() {
-                conn.handle.shutdown();
-            }
-        }
-        None
-    }
-
-    fn state(&self) -> ConnectivityState {
-        self.inner.lock().state
-    }
-
-    /// Idle, or failed and past its backoff.
-    fn connectable(&self, now: Instant) -> bool {
-        let sub = self.inner.lock();
-        match sub.state {
-            ConnectivityState::Idle => true,
-            ConnectivityState::TransientFailure => sub.retry_at.is_none_or(|at| at <= now),
-            _ => false,
-        }
-    }
-}
-
 /// The parsed service config in force, its throttle and its balancer.
-struct Config {
-    parsed: Option<ServiceConfig>,
-    throttle: Option<Arc<RetryThrottle>>,
+pub(super) struct Config {
+    pub(super) parsed: Option<ServiceConfig>,
+    pub(super) throttle: Option<Arc<RetryThrottle>>,
     balancer: Arc<dyn Balancer>,
 }
 
 pub(crate) struct Inner {
-    target: Target,
-    authority: String,
-    options: ChannelOptions,
-    runtime: Mutex<Option<Arc<Runtime>>>,
-    deadlines: Arc<Deadlines>,
-    state: StateWatch,
-    subchannels: Mutex<Vec<Arc<Subchannel>>>,
-    config: Mutex<Arc<Config>>,
-    resolve_gate: Mutex<ResolveGate>,
-    needs_resolve: AtomicBool,
-    last_resolve: Mutex<Option<Instant>>,
+    pub(super) target: Target,
+    pub(super) authority: String,
+    pub(super) options: ChannelOptions,
+    pub(super) runtime: Mutex<Option<Arc<Runtime>>>,
+    pub(super) deadlines: Arc<Deadlines>,
+    pub(super) state: StateWatch,
+    pub(super) subchannels: Mutex<Vec<Arc<Subchannel>>>,
+    pub(super) config: Mutex<Arc<Config>>,
+    pub(super) resolve_gate: Mutex<ResolveGate>,
+    pub(super) needs_resolve: AtomicBool,
+    pub(super) last_resolve: Mutex<Option<Instant>>,
     /// Bumped and notified on every subchannel change (the picker waits).
-    picker: (Mutex<u64>, Condvar),
-    inflight: Arc<AtomicUsize>,
-    last_active: Mutex<Instant>,
-    keepalive_time: Mutex<Option<Duration>>,
-    shutdown: AtomicBool,
+    pub(super) picker: (Mutex<u64>, Condvar),
+    pub(super) inflight: Arc<AtomicUsize>,
+    pub(super) last_active: Mutex<Instant>,
+    pub(super) keepalive_time: Mutex<Option<Duration>>,
+    pub(super) shutdown: AtomicBool,
 }
 
 /// A client channel to one target. Cheap to clone; calls from many threads
@@ -566,109 +430,8 @@ impl Channel {
     }
 }
 
-/// Runs one attempt of a unary call and, when it ends, retries or
-/// finishes the handle.
-#[allow(clippy::too_many_arguments)]
-fn attempt(
-    inner: Arc<Inner>,
-    shared: Arc<UnaryShared>,
-    method: String,
-    request: Bytes,
-    mut options: CallOptions,
-    retry: Option<RetryPolicy>,
-    number: u32,
-    transparent_left: u32,
-) {
-    options.previous_attempts = number - 1;
-    let call = match inner.start(&method, &options, Some(request.clone())) {
-        Ok(call) => call,
-        Err(status) => return shared.finish(Err(status)),
-    };
-    shared.set_current(call.clone());
-    let attempt_call = call.clone();
-    call.on_complete(Box::new(move |status: &Status| {
-        let throttle = inner.config.lock().throttle.clone();
-        if status.code() == Code::Ok {
-            if let Some(t) = &throttle {
-                t.record_success();
-            }
-            return shared.finish(attempt_call.take_unary(status));
-        }
-        if shared.is_cancelled() {
-            return shared.finish(Err(status.clone()));
-        }
-        let deadline_left = options.deadline().is_none_or(|d| d > Instant::now());
-        // Transparent retry: the server never saw the stream.
-        if attempt_call.was_unsent() && transparent_left > 0 && deadline_left {
-            let again = (
-                inner.clone(),
-                shared.clone(),
-                method.clone(),
-                request.clone(),
-                options.clone(),
-            );
-            spawn_retry(Duration::ZERO, move || {
-                attempt(
-                    again.0,
-                    again.1,
-                    again.2,
-                    again.3,
-                    again.4,
-                    retry,
-                    number,
-                    transparent_left - 1,
-                )
-            });
-            return;
-        }
-        let retryable = retry
-            .as_ref()
-            .is_some_and(|p| p.is_retryable(status.code()));
-        if retryable {
-            let throttled = throttle.as_ref().is_some_and(|t| !t.record_failure());
-            let policy = retry.clone();
-            if let Some(policy) = policy.filter(|p| {
-                number < p.max_attempts && !attempt_call.committed() && !throttled && deadline_left
-            }) {
-                let mut rng = jitter_rng(u64::from(number) ^ now_nanos());
-                let delay = policy.retry_delay(number - 1, &mut rng);
-                let again = (
-                    inner.clone(),
-                    shared.clone(),
-                    method.clone(),
-                    request.clone(),
-                    options.clone(),
-                );
-                spawn_retry(delay, move || {
-                    attempt(
-                        again.0,
-                        again.1,
-                        again.2,
-                        again.3,
-                        again.4,
-                        Some(policy),
-                        number + 1,
-                        transparent_left,
-                    )
-                });
-                return;
-            }
-        }
-        shared.finish(Err(status.clone()));
-    }));
-}
-
-fn spawn_retry(delay: Duration, f: impl FnOnce() + Send + 'static) {
-    let _ = std::thread::Builder::new()
-        .name("mio-grpc-retry".into())
-        .spawn(move || {
-            std::thread::sleep(delay);
-            f();
-        });
-}
-
 impl Config {
-    fn new(parsed: Option<ServiceConfig>) -> Config {
+    pub(super) fn new(parsed: Option<ServiceConfig>) -> Config {
         let throttle = parsed
             .as_ref()
             .and_then(ServiceConfig::retry_throttling)
@@ -688,7 +451,7 @@ impl Config {
 impl Inner {
     /// The balancer in force: the channel's own, or the service config's
     /// policy (one instance per config, so round_robin keeps its place).
-    fn balancer(&self) -> Arc<dyn Balancer> {
+    pub(super) fn balancer(&self) -> Arc<dyn Balancer> {
         if let Some(balancer) = &self.options.balancer {
             return balancer.clone();
         }
@@ -721,14 +484,14 @@ impl Inner {
         self.notify();
     }
 
-    fn notify(&self) {
+    pub(super) fn notify(&self) {
         *self.picker.0.lock() += 1;
         self.picker.1.notify_all();
         self.update_state();
     }
 
     /// The channel's state from its subchannels'.
-    fn update_state(&self) {
+    pub(super) fn update_state(&self) {
         if self.shutdown.load(Ordering::Acquire) {
             return;
         }
@@ -749,270 +512,6 @@ impl Inner {
         };
         drop(subs);
         self.state.set(state);
-    }
-
-    /// Resolves when asked to (first use, connection loss, refresh) and
-    /// the gate allows; keeps subchannels whose address stays.
-    fn ensure_subchannels(self: &Arc<Self>) -> Result<(), Status> {
-        let empty = self.subchannels.lock().is_empty();
-        if !empty && !self.needs_resolve.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        if !empty && !self.resolve_gate.lock().try_begin(Instant::now()) {
-            return Ok(());
-        }
-        self.needs_resolve.store(false, Ordering::Release);
-        let update = match self.options.resolvers.resolve(&self.target) {
-            Ok(update) => update,
-            Err(e) => {
-                if empty {
-                    return Err(Status::unavailable(format!(
-                        "name resolution failed: {}",
-                        e.message()
-                    )));
-                }
-                return Ok(());
-            }
-        };
-        *self.last_resolve.lock() = Some(Instant::now());
-        if let Some(json) = &update.service_config {
-            if let Ok(parsed) = ServiceConfig::from_json(json) {
-                *self.config.lock() = Arc::new(Config::new(Some(parsed)));
-            }
-        }
-        let addrs: Vec<ResolvedAddr> = update.addresses.iter().map(|a| a.addr.clone()).collect();
-        if addrs.is_empty() {
-            return Err(Status::unavailable(format!(
-                "{} resolved to no addresses",
-                self.authority
-            )));
-        }
-        let mut subs = self.subchannels.lock();
-        let mut next = Vec::with_capacity(addrs.len());
-        for addr in addrs {
-            match subs.iter().position(|s| s.addr == addr) {
-                Some(i) => next.push(subs.swap_remove(i)),
-                None => next.push(Arc::new(Subchannel {
-                    addr,
-                    inner: Mutex::new(SubState {
-                        state: ConnectivityState::Idle,
-                        conn: None,
-                        extra: Vec::new(),
-                        growing: false,
-                        backoff: Backoff::new(self.options.backoff),
-                        retry_at: None,
-                        last_error: None,
-                    }),
-                })),
-            }
-        }
-        let gone: Vec<Arc<Subchannel>> = subs.drain(..).collect();
-        *subs = next;
-        drop(subs);
-        for sub in gone {
-            let conns = sub.inner.lock().take_all();
-            for conn in conns {
-                conn.handle.shutdown();
-            }
-        }
-        self.notify();
-        Ok(())
-    }
-
-    /// Starts connecting what the policy wants connected.
-    fn kick(self: &Arc<Self>) {
-        let now = Instant::now();
-        let subs = self.subchannels.lock().clone();
-        match self.balancer().connects_all() {
-            true => {
-                for sub in subs.iter().filter(|s| s.connectable(now)) {
-                    self.connect_sub(sub.clone());
-                }
-            }
-            false => {
-                let busy = subs.iter().any(|s| {
-                    matches!(
-                        s.state(),
-                        ConnectivityState::Ready | ConnectivityState::Connecting
-                    )
-                });
-                if !busy {
-                    if let Some(sub) = subs.iter().find(|s| s.connectable(now)) {
-                        self.connect_sub(sub.clone());
-                    }
-                }
-            }
-        }
-    }
-
-    /// gRFC A105: one more connection for a subchannel whose connections
-    /// are at the server's MAX_CONCURRENT_STREAMS.
-    fn grow(self: &Arc<Self>, sub: Arc<Subchannel>) {
-        {
-            let mut state = sub.inner.lock();
-            if state.growing {
-                return;
-            }
-            state.growing = true;
-        }
-        let inner = self.clone();
-        let _ = std::thread::Builder::new()
-            .name("mio-grpc-connect".into())
-            .spawn(move || {
-                let result = inner.dial(&sub);
-                let mut state = sub.inner.lock();
-                state.growing = false;
-                if let Ok(conn) = result {
-                    state.extra.push(conn);
-                }
-                drop(state);
-                inner.notify();
-            });
-    }
-
-    /// Connects one subchannel on a short-lived thread.
-    fn connect_sub(self: &Arc<Self>, sub: Arc<Subchannel>) {
-        {
-            let mut state = sub.inner.lock();
-            if state.state == ConnectivityState::Connecting
-                || state.conn.as_ref().is_some_and(Conn::usable)
-            {
-                return;
-            }
-            state.state = ConnectivityState::Connecting;
-        }
-        self.notify();
-        let inner = self.clone();
-        let _ = std::thread::Builder::new()
-            .name("mio-grpc-connect".into())
-            .spawn(move || {
-                let result = inner.dial(&sub);
-                {
-                    let mut state = sub.inner.lock();
-                    match result {
-                        Ok(conn) => {
-                            state.conn = Some(conn);
-                            state.state = ConnectivityState::Ready;
-                            state.retry_at = None;
-                            state.last_error = None;
-                            state.backoff.reset();
-                        }
-                        Err(status) => {
-                            let mut rng = jitter_rng(0);
-                            let delay = state.backoff.next_delay(&mut rng);
-                            state.retry_at = Some(Instant::now() + delay);
-                            state.last_error = Some(status);
-                            state.state = ConnectivityState::TransientFailure;
-                        }
-                    }
-                }
-                inner.notify();
-                // pick_first moves on to the next address at once.
-                inner.kick();
-            });
-    }
-
-    fn dial(self: &Arc<Self>, sub: &Arc<Subchannel>) -> Result<Conn, Status> {
-        let timeout = sub.inner.lock().backoff.connect_timeout(Duration::ZERO);
-        let mut config = self.options.conn.clone();
-        config.client_keepalive.time = *self.keepalive_time.lock();
-        // A clone: a blocking connect must not hold the channel's lock.
-        let runtime = self.runtime.lock().clone();
-        let Some(runtime) = runtime else {
-            return Err(Status::cancelled("grpc: the client connection is closing"));
-        };
-        let calls: Calls = Arc::default();
-        let draining = Arc::new(AtomicBool::new(false));
-        let last_stream_id = Arc::new(AtomicU32::new(0));
-        let session = ClientSession {
-            calls: calls.clone(),
-            draining: draining.clone(),
-            last_stream_id: last_stream_id.clone(),
-            channel: Arc::downgrade(self),
-            sub: Arc::downgrade(sub),
-        };
-        let factory = move |_| Box::new(session) as Box<dyn Session>;
-        let connected = match &sub.addr {
-            ResolvedAddr::Tcp(addr) => runtime.connect(*addr, timeout, config, factory),
-            ResolvedAddr::Unix(path) => runtime.connect_unix(path, timeout, config, factory),
-            ResolvedAddr::UnixAbstract(name) => {
-                runtime.connect_unix_abstract(name, timeout, config, factory)
-            }
-        };
-        match connected {
-            Ok(handle) => Ok(Conn {
-                handle,
-                calls,
-                draining,
-                last_stream_id,
-                peer_limit: Arc::new(AtomicU32::new(u32::MAX)),
-            }),
-            Err(e) => Err(Status::unavailable(format!(
-                "connection to {} failed: {e}",
-                sub.addr
-            ))),
-        }
-    }
-
-    /// A ready connection for a call (grpc-go's pickerWrapper).
-    fn pick(
-        self: &Arc<Self>,
-        deadline: Option<Instant>,
-        wait_for_ready: bool,
-    ) -> Result<Conn, Status> {
-        loop {
-            if self.shutdown.load(Ordering::Acquire) {
-                return Err(Status::cancelled("grpc: the client connection is closing"));
-            }
-            if let Err(status) = self.ensure_subchannels() {
-                if !wait_for_ready {
-                    return Err(status);
-                }
-            }
-            let generation = *self.picker.0.lock();
-            let subs = self.subchannels.lock().clone();
-            let ready: Vec<&Arc<Subchannel>> = subs
-                .iter()
-                .filter(|s| s.state() == ConnectivityState::Ready)
-                .collect();
-            if !ready.is_empty() {
-                let addrs: Vec<ResolvedAddr> = ready.iter().map(|s| s.addr.clone()).collect();
-                let i = self.balancer().pick(&addrs);
-                if let Some(sub) = ready.get(i) {
-                    let (conn, grow) = sub.pick_conn(self.options.max_connections_per_address);
-                    if grow {
-                        self.grow(Arc::clone(sub));
-                    }
-                    if let Some(conn) = conn {
-                        return Ok(conn);
-                    }
-                }
-                // The chosen one just went away: look again.
-                continue;
-            }
-            self.kick();
-            let failed = !subs.is_empty()
-                && subs
-                    .iter()
-                    .all(|s| s.state() == ConnectivityState::TransientFailure);
-            if failed && !wait_for_ready {
-                let error = subs.iter().find_map(|s| s.inner.lock().last_error.clone());
-                return Err(error.unwrap_or_else(|| Status::unavailable("no subchannel is ready")));
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| d <= now) {
-                return Err(Status::deadline_exceeded(
-                    "deadline exceeded while waiting for a connection",
-                ));
-            }
-            let until = deadline.map_or(now + Duration::from_millis(100), |d| {
-                d.min(now + Duration::from_millis(100))
-            });
-            let mut current = self.picker.0.lock();
-            if *current == generation {
-                let _ = self.picker.1.wait_until(&mut current, until);
-            }
-        }
     }
 
     /// Method config defaults for a call (timeout, wait-for-ready, sizes).
@@ -1040,7 +539,7 @@ impl Inner {
 
     /// Starts a call: picks a connection, registers the call, opens the
     /// stream (with the whole request, for unary calls).
-    fn start(
+    pub(super) fn start(
         self: &Arc<Self>,
         method: &str,
         options: &CallOptions,
@@ -1143,70 +642,6 @@ impl Inner {
             }
         }
     }
-
-    /// A subchannel's connection went away.
-    fn connection_lost(self: &Arc<Self>, sub: &Subchannel) {
-        {
-            let mut state = sub.inner.lock();
-            if state.conn.as_ref().is_some_and(|c| !c.usable()) {
-                // An extra connection, if any, takes over as the first.
-                state.extra.retain(Conn::usable);
-                state.conn = state.extra.pop();
-            }
-            if state.conn.is_none() && state.state == ConnectivityState::Ready {
-                state.state = ConnectivityState::Idle;
-            }
-        }
-        self.needs_resolve.store(true, Ordering::Release);
-        self.notify();
-    }
-
-    /// The maintenance tick: background reconnects, idle timeout, refresh.
-    fn tick(self: &Arc<Self>) {
-        let now = Instant::now();
-        let connects_all = self.balancer().connects_all();
-        let subs = self.subchannels.lock().clone();
-        // Failed subchannels come back after their backoff; round_robin
-        // also reconnects lost ones at once.
-        let wanted = |s: &Subchannel| match s.state() {
-            ConnectivityState::TransientFailure => s.connectable(now),
-            ConnectivityState::Idle => connects_all && self.state.get() != ConnectivityState::Idle,
-            _ => false,
-        };
-        if subs.iter().any(|s| wanted(s)) {
-            self.kick();
-        }
-        if let Some(idle) = self.options.idle_timeout {
-            let quiet = self.inflight.load(Ordering::Acquire) == 0
-                && now.saturating_duration_since(*self.last_active.lock()) >= idle;
-            if quiet && self.state.get() != ConnectivityState::Idle {
-                for sub in &subs {
-                    let conns = {
-                        let mut state = sub.inner.lock();
-                        state.state = ConnectivityState::Idle;
-                        state.retry_at = None;
-                        state.take_all()
-                    };
-                    for conn in conns {
-                        conn.handle.shutdown();
-                    }
-                }
-                self.state.set(ConnectivityState::Idle);
-                self.notify();
-            }
-        }
-        let refresh = self
-            .options
-            .resolvers
-            .resolver_for(&self.target)
-            .ok()
-            .and_then(|r| r.refresh_interval());
-        if let (Some(every), Some(last)) = (refresh, *self.last_resolve.lock()) {
-            if now.saturating_duration_since(last) >= every {
-                self.needs_resolve.store(true, Ordering::Release);
-            }
-        }
-    }
 }
 
 impl Drop for Inner {
@@ -1229,142 +664,20 @@ fn maintain(inner: Weak<Inner>) {
     }
 }
 
-fn fail_all(calls: &Calls, status: &Status) {
+pub(super) fn fail_all(calls: &Calls, status: &Status) {
     for (_, call) in calls.lock().drain() {
         call.complete(status.clone());
     }
 }
 
-/// The client side of one connection: routes its events to calls.
-struct ClientSession {
-    calls: Calls,
-    draining: Arc<AtomicBool>,
-    last_stream_id: Arc<AtomicU32>,
-    channel: Weak<Inner>,
-    sub: Weak<Subchannel>,
-}
-
-impl ClientSession {
-    fn call(&self, key: StreamKey) -> Option<Arc<ClientCall>> {
-        self.calls.lock().get(&key).cloned()
-    }
-
-    fn lost(&self) {
-        if let (Some(channel), Some(sub)) = (self.channel.upgrade(), self.sub.upgrade()) {
-            channel.connection_lost(&sub);
-        }
-    }
-}
-
-impl Session for ClientSession {
-    fn on_event(&mut self, conn: &mut Connection, event: ConnEvent) {
-        match event {
-            ConnEvent::Opened { id, .. } => {
-                self.last_stream_id.store(id.value(), Ordering::Relaxed);
-            }
-            ConnEvent::Response {
-                key,
-                head,
-                end_stream,
-            } => {
-                if let Some(call) = self.call(key) {
-                    call.on_response(head, end_stream);
-                }
-            }
-            ConnEvent::Data { key, data, .. } => {
-                let n = data.len();
-                let release = self.call(key).map_or(n, |call| call.on_data(data));
-                if release > 0 {
-                    conn.release_capacity(key, release);
-                }
-            }
-            ConnEvent::Trailers { key, fields } => {
-                if let Some(call) = self.call(key) {
-                    call.on_trailers(&fields);
-                }
-            }
-            ConnEvent::Reset { key, reason, .. } => {
-                if let Some(call) = self.calls.lock().remove(&key) {
-                    if reason == Reason::REFUSED_STREAM {
-                        call.mark_unsent();
-                    }
-                    call.on_reset(reason);
-                }
-            }
-            ConnEvent::Dropped { key, cause, opened } => {
-                if let Some(call) = self.calls.lock().remove(&key) {
-                    if !opened || cause == DropCause::PeerGoAway {
-                        call.mark_unsent();
-                    }
-                    call.complete(dropped_status(cause));
-                }
-            }
-            ConnEvent::Closed { key } => {
-                if let Some(call) = self.calls.lock().remove(&key) {
-                    call.complete(Status::internal("the stream closed without a status"));
-                }
-            }
-            ConnEvent::GoAway {
-                reason, debug_data, ..
-            } => {
-                self.draining.store(true, Ordering::Release);
-                if reason == Reason::ENHANCE_YOUR_CALM && &debug_data[..] == b"too_many_pings" {
-                    // gRFC A8: ping half as often from now on.
-                    if let Some(channel) = self.channel.upgrade() {
-                        let mut time = channel.keepalive_time.lock();
-                        if let Some(t) = time.as_mut() {
-                            *t = t.saturating_mul(2);
-                        }
-                    }
-                }
-                self.lost();
-            }
-            ConnEvent::ConnectionClosed { reason } => {
-                self.draining.store(true, Ordering::Release);
-                let status = match &reason {
-                    CloseReason::PeerError { reason, debug } => Status::unavailable(format!(
-                        "the server closed the connection: {reason} {debug}"
-                    )),
-                    other => Status::unavailable(format!("the connection closed: {other:?}")),
-                };
-                fail_all(&self.calls, &status);
-                self.lost();
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The status of a call whose stream loopy dropped.
-fn dropped_status(cause: DropCause) -> Status {
-    match cause {
-        DropCause::PeerGoAway
-        | DropCause::GoingAway
-        | DropCause::StreamIdsExhausted
-        | DropCause::Closed => {
-            Status::unavailable(format!("the stream could not be sent ({cause:?})"))
-        }
-        DropCause::Reset(reason) => Status::new(
-            Code::from_h2_reason(reason),
-            format!("stream reset: {reason}"),
-        ),
-        DropCause::FlowControl => {
-            Status::internal("the server overflowed the stream's flow-control window")
-        }
-        DropCause::Cleanup | DropCause::Invalid => {
-            Status::internal(format!("the stream was dropped ({cause:?})"))
-        }
-    }
-}
-
-fn now_nanos() -> u64 {
+pub(super) fn now_nanos() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A small xorshift generator of uniform `[0, 1)` values for jitter.
-fn jitter_rng(seed: u64) -> impl FnMut() -> f64 {
+pub(super) fn jitter_rng(seed: u64) -> impl FnMut() -> f64 {
     let mut x = (seed ^ now_nanos()) | 1;
     move || {
         x ^= x << 13;

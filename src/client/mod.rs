@@ -17,17 +17,24 @@
 //! }
 //! ```
 //!
-//! Still to come (tracked in the client issue): round_robin and balancer
-//! plug-ins, service-config-driven retries and throttling, idle timeout,
-//! unix-socket targets on the runtime, interceptors.
+//! Module map: `channel` (the `Channel` and its options), `picker`
+//! (connecting, picking, connection loss, maintenance tick), `subchannel`
+//! (per-address connections and state), `session` (one connection's
+//! events routed to calls), `retry` (gRFC A6 unary retries), `call` (the
+//! call handles), plus the public `balancer`, `resolver`, `target`,
+//! `service_config`, `backoff` and `connectivity` modules.
 
 pub mod backoff;
 pub mod balancer;
 mod call;
 mod channel;
 pub mod connectivity;
+mod picker;
 pub mod resolver;
+mod retry;
 pub mod service_config;
+mod session;
+mod subchannel;
 pub mod target;
 
 pub use channel::{
