@@ -8,13 +8,13 @@
 //!   (it consumes whole frames from the buffer and leaves the rest);
 //!   [`Connection::handle_timeout`] when [`Connection::next_timeout`] has
 //!   passed; [`Connection::handle_transport_closed`] on EOF or an I/O error.
-//! - Application commands: [`Item`](loopy::Item)s put into
+//! - Application commands: [`Item`]s put into
 //!   [`Connection::buffer`] from any thread (open a stream, send headers,
 //!   data, trailers, reset), and, holding the connection,
 //!   [`Connection::release_capacity`], [`Connection::ping`],
 //!   [`Connection::shutdown`].
 //! - Output, `poll_*`: [`Connection::poll_transmit`] fills a
-//!   [`Batch`](loopy::Batch) for one vectored write;
+//!   [`Batch`] for one vectored write;
 //!   [`Connection::poll_event`] yields [`ConnEvent`]s;
 //!   [`Connection::next_timeout`] says when to call back.
 //!
