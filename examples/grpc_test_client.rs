@@ -24,43 +24,9 @@ use mio_grpc::client::{CallOptions, Channel, ChannelOptions, ConnectivityState, 
 use mio_grpc::grpc::{Code, Encoding, Metadata, Status};
 use prost::Message;
 
-/// `miotest.EchoRequest` (tests/grpcio/protos/echo.proto).
-#[derive(Clone, PartialEq, prost::Message)]
-struct EchoRequest {
-    #[prost(string, tag = "1")]
-    message: String,
-    #[prost(bytes = "bytes", tag = "2")]
-    payload: Bytes,
-    #[prost(int32, tag = "3")]
-    response_size: i32,
-    #[prost(int32, tag = "4")]
-    status_code: i32,
-    #[prost(string, tag = "5")]
-    status_message: String,
-    #[prost(int32, tag = "6")]
-    sleep_ms: i32,
-    #[prost(int32, tag = "7")]
-    response_count: i32,
-    #[prost(bool, tag = "8")]
-    echo_metadata: bool,
-    #[prost(bytes = "bytes", tag = "9")]
-    status_details: Bytes,
-}
-
-/// `miotest.EchoResponse`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct EchoResponse {
-    #[prost(string, tag = "1")]
-    message: String,
-    #[prost(bytes = "bytes", tag = "2")]
-    payload: Bytes,
-    #[prost(int32, tag = "3")]
-    index: i32,
-    #[prost(int64, tag = "4")]
-    total_bytes: i64,
-    #[prost(int32, tag = "5")]
-    count: i32,
-}
+#[path = "common/echo.rs"]
+mod echo;
+use echo::{EchoRequest, EchoResponse};
 
 /// `grpc.health.v1.HealthCheckRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
