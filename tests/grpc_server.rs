@@ -290,7 +290,29 @@ fn malformed_grpc_timeout_is_internal_and_unknown_encoding_unimplemented() {
 }
 
 #[test]
-fn the_deadline_sends_deadline_exceeded_then_cancel_and_the_handler_sees_it() {
+fn the_deadline_sends_deadline_exceeded_then_no_error_reset_to_a_client_still_sending() {
+    let server = start();
+    let mut p = peer(&server);
+    let mut fields = grpc_request("sleep");
+    fields.push(field("grpc-timeout", "100m"));
+    p.send(
+        frames::headers(1)
+            .request("POST", "/test.S/Sleep")
+            .fields(fields),
+    );
+    // The request is never half-closed: the client is still "sending".
+    p.send(frames::data(1, message(b"")));
+    let trailers = p.expect("trailers", |f| match f {
+        Frame::Headers(h) if h.stream_id.value() == 1 && h.end_stream => h.block.fields().cloned(),
+        _ => None,
+    });
+    assert_eq!(grpc_status(&trailers).0, Code::DeadlineExceeded);
+    // NO_ERROR: a C-core client reading a CANCEL here reports CANCELLED.
+    p.expect_rst(1, Reason::NO_ERROR);
+}
+
+#[test]
+fn the_deadline_sends_deadline_exceeded_and_the_handler_sees_it() {
     let server = start();
     let mut p = peer(&server);
     let mut fields = grpc_request("sleep");

@@ -33,9 +33,10 @@ use flate2::Compression;
 /// assert_eq!(decompress(Encoding::Gzip, &packed, 4 << 20)?, message);
 /// # Ok::<(), mio_grpc::grpc::CompressionError>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Encoding {
-    /// No compression.
+    /// No compression (the default).
+    #[default]
     Identity,
     /// gzip (RFC 1952).
     Gzip,

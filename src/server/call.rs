@@ -34,9 +34,26 @@ pub(crate) enum Incoming {
     Error(Status),
 }
 
+/// The compression facts of one call, from its request headers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallEncodings {
+    /// The server's default response encoding, if the client accepts it.
+    pub(crate) send: Encoding,
+    /// Whether the client's grpc-accept-encoding lists gzip.
+    pub(crate) accepts_gzip: bool,
+    /// The client's grpc-encoding.
+    pub(crate) request: Encoding,
+}
+
 #[derive(Default)]
 struct CallState {
     headers_sent: bool,
+    /// The response encoding: the server's default, or the handler's
+    /// choice (`Context::set_send_compression`) until the headers go.
+    send_encoding: Encoding,
+    /// False after `Context::set_message_compression(false)`: messages go
+    /// out uncompressed (flag 0) even on a compressed call.
+    plain_messages: bool,
     finished: bool,
     headers: Metadata,
     trailers: Metadata,
@@ -51,7 +68,10 @@ pub(crate) struct CallShared {
     state: Mutex<CallState>,
     quota: Option<Arc<WriteQuota>>,
     max_send: usize,
-    send_encoding: Encoding,
+    /// Whether the client's grpc-accept-encoding lists gzip.
+    accepts_gzip: bool,
+    /// The client's grpc-encoding (what its compressed messages use).
+    request_encoding: Encoding,
     /// Streaming calls: where failures reach a handler blocked in `recv`.
     incoming: Mutex<Option<Sender<Incoming>>>,
     /// Streaming calls: request bytes waiting for the handler.
@@ -64,17 +84,22 @@ impl CallShared {
         handle: ConnHandle,
         quota: Option<Arc<WriteQuota>>,
         max_send: usize,
-        send_encoding: Encoding,
+        encodings: CallEncodings,
         backlog_limit: usize,
     ) -> CallShared {
+        let state = CallState {
+            send_encoding: encodings.send,
+            ..CallState::default()
+        };
         CallShared {
             key,
             handle,
             cancelled: AtomicBool::new(false),
-            state: Mutex::new(CallState::default()),
+            state: Mutex::new(state),
             quota,
             max_send,
-            send_encoding,
+            accepts_gzip: encodings.accepts_gzip,
+            request_encoding: encodings.request,
             incoming: Mutex::new(None),
             backlog: Backlog::new(backlog_limit),
         }
@@ -98,19 +123,30 @@ impl CallShared {
             HeaderField::new("content-type", "application/grpc"),
             HeaderField::new("grpc-accept-encoding", grpc::accept_encoding_header()),
         ];
-        if self.send_encoding != Encoding::Identity {
+        if state.send_encoding != Encoding::Identity {
             fields.push(HeaderField::new(
                 "grpc-encoding",
-                self.send_encoding.as_str(),
+                state.send_encoding.as_str(),
             ));
         }
         state.headers.to_headers(&mut fields);
         fields
     }
 
+    /// The encoding the next message goes out in (identity when the
+    /// handler turned message compression off).
+    fn message_encoding(&self) -> Encoding {
+        let state = self.state.lock();
+        if state.plain_messages {
+            Encoding::Identity
+        } else {
+            state.send_encoding
+        }
+    }
+
     /// The length-prefixed (and, if negotiated, compressed) message.
     fn frame(&self, payload: &[u8]) -> Result<Bytes, Status> {
-        let (compressed, body) = match self.send_encoding {
+        let (compressed, body) = match self.message_encoding() {
             Encoding::Identity => (false, Bytes::copy_from_slice(payload)),
             encoding => {
                 let body = grpc::compress(encoding, payload).map_err(|e| {
@@ -280,8 +316,17 @@ impl CallShared {
 }
 
 impl crate::deadline::Expire for CallShared {
-    /// The deadline passed: DEADLINE_EXCEEDED in the trailers where still
-    /// possible, then RST_STREAM(CANCEL); the handler sees cancellation.
+    /// The deadline passed: the handler sees cancellation, the client gets
+    /// DEADLINE_EXCEEDED in the trailers, and if it is still sending, the
+    /// trailers are followed by RST_STREAM(NO_ERROR) (RFC 9113 §8.1: the
+    /// response is complete, stop sending the request).
+    ///
+    /// NO_ERROR, not CANCEL, as grpc-go's and C-core's servers do: a
+    /// C-core client that gets RST_STREAM(CANCEL) before its application
+    /// has read the trailers reports CANCELLED instead of the
+    /// DEADLINE_EXCEEDED the trailers carry (seen in the interop suite's
+    /// timeout_on_sleeping_server, about half the runs). A call already
+    /// finished is left alone.
     fn expire(&self) {
         if self.is_finished() {
             return;
@@ -294,7 +339,7 @@ impl crate::deadline::Expire for CallShared {
         if self.finish(None, Status::deadline_exceeded("deadline exceeded")) {
             let key = self.key;
             self.handle
-                .with(|conn| conn.reset_after_response(key, Reason::CANCEL));
+                .with(|conn| conn.reset_after_response(key, Reason::NO_ERROR));
         }
     }
 }
@@ -382,6 +427,57 @@ impl Context {
         self.call.send_headers()
     }
 
+    /// The encoding the client declared for its messages (`grpc-encoding`;
+    /// identity when it sent none). A message the client sent compressed
+    /// arrives here already decompressed; this tells a handler whether
+    /// the call was a compressed one (the interop `expect_compressed`
+    /// check). An uncompressed message on a gzip call is still possible.
+    pub fn request_encoding(&self) -> Encoding {
+        self.call.request_encoding
+    }
+
+    /// Chooses this call's response compression, overriding the server's
+    /// default (`ServerBuilder::send_compression`), as grpc-go's
+    /// `SetSendCompressor`. Only before the response headers are sent, and
+    /// only an encoding the client accepts; `Encoding::Identity` turns
+    /// compression off for the call.
+    ///
+    /// ```
+    /// use mio_grpc::grpc::Encoding;
+    /// use mio_grpc::server::{Context, SetCompressionError};
+    ///
+    /// fn compress_if_possible(ctx: &Context) {
+    ///     match ctx.set_send_compression(Encoding::Gzip) {
+    ///         Ok(()) | Err(SetCompressionError::NotAccepted(_)) => {}
+    ///         Err(SetCompressionError::HeadersSent) => unreachable!("set before sending"),
+    ///     }
+    /// }
+    /// ```
+    pub fn set_send_compression(&self, encoding: Encoding) -> Result<(), SetCompressionError> {
+        let accepted = match encoding {
+            Encoding::Identity => true,
+            Encoding::Gzip => self.call.accepts_gzip,
+        };
+        if !accepted {
+            return Err(SetCompressionError::NotAccepted(encoding));
+        }
+        let mut state = self.call.state.lock();
+        if state.headers_sent {
+            return Err(SetCompressionError::HeadersSent);
+        }
+        state.send_encoding = encoding;
+        Ok(())
+    }
+
+    /// Turns compression of the following response messages off (`false`)
+    /// or back on (`true`) on a compressed call — C-core's
+    /// `GRPC_WRITE_NO_COMPRESS` per message: an uncompressed message on a
+    /// compressed call carries flag 0, which every gRPC peer accepts. No
+    /// effect on an uncompressed call.
+    pub fn set_message_compression(&self, on: bool) {
+        self.call.state.lock().plain_messages = !on;
+    }
+
     /// Sleeps up to `d`, returning early (false) if the call is cancelled.
     pub fn sleep(&self, d: Duration) -> bool {
         let end = Instant::now() + d;
@@ -394,6 +490,30 @@ impl Context {
         !self.is_cancelled()
     }
 }
+
+/// Why [`Context::set_send_compression`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetCompressionError {
+    /// The response headers (which name the encoding) are already sent.
+    HeadersSent,
+    /// The client's `grpc-accept-encoding` does not list this encoding.
+    NotAccepted(Encoding),
+}
+
+impl std::fmt::Display for SetCompressionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetCompressionError::HeadersSent => {
+                f.write_str("the response headers are already sent")
+            }
+            SetCompressionError::NotAccepted(e) => {
+                write!(f, "the client does not accept {} responses", e.as_str())
+            }
+        }
+    }
+}
+
+impl std::error::Error for SetCompressionError {}
 
 /// The request messages of a streaming call, as bytes.
 pub struct RawRequests {

@@ -32,7 +32,7 @@ pub mod health;
 mod service;
 mod session;
 
-pub use call::{Context, RawRequests, RawSink, RequestStream, ResponseSink};
+pub use call::{Context, RawRequests, RawSink, RequestStream, ResponseSink, SetCompressionError};
 pub use service::{BytesCodec, Codec, MethodDesc, MethodKind, ProstCodec, ServiceDesc};
 
 use std::collections::HashMap;

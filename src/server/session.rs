@@ -14,7 +14,9 @@ use framer::hpack::{HeaderField, HeaderList};
 use framer::{Reason, StreamId};
 use loopy::{Item, StreamKey};
 
-use super::call::{error_status, CallShared, Context, Incoming, RawRequests, RawSink};
+use super::call::{
+    error_status, CallEncodings, CallShared, Context, Incoming, RawRequests, RawSink,
+};
 use super::service::Handler;
 use super::ServerShared;
 use crate::conn::validate::RequestHead;
@@ -197,9 +199,13 @@ impl GrpcSession {
                     .any(|t| t.trim_ascii() == e.as_str().as_bytes())
             })
         };
-        let send_encoding = match self.server.config.send_compression {
-            Some(e) if accepts(e) => e,
-            _ => Encoding::Identity,
+        let encodings = CallEncodings {
+            send: match self.server.config.send_compression {
+                Some(e) if accepts(e) => e,
+                _ => Encoding::Identity,
+            },
+            accepts_gzip: accepts(Encoding::Gzip),
+            request: encoding,
         };
         let metadata = Metadata::from_headers(&head.fields);
         let call = Arc::new(CallShared::new(
@@ -207,7 +213,7 @@ impl GrpcSession {
             self.handle.clone(),
             conn.write_quota(key),
             self.server.config.max_send_message_size,
-            send_encoding,
+            encodings,
             self.server.config.max_receive_message_size,
         ));
         if let Some(at) = deadline {
