@@ -16,7 +16,7 @@ use bytes::Bytes;
 use common::peer::{frames, Peer};
 use framer::hpack::{HeaderField, HeaderList};
 use framer::{Frame, Reason};
-use mio_grpc::grpc::{Code, Status};
+use mio_grpc::grpc::{Code, Encoding, Metadata, Status};
 use mio_grpc::server::{
     Context, MethodDesc, RawRequests, RawSink, Server, ServerError, ServerHandle, ServiceDesc,
 };
@@ -80,6 +80,34 @@ fn start() -> TestServer {
                     return Err(Status::cancelled("gave up"));
                 }
                 Ok(Bytes::new())
+            },
+        ))
+        .method(MethodDesc::raw_bidi(
+            "Compress",
+            // Asks for gzip, sends the first request back compressed and
+            // the rest with message compression off; reports what the
+            // API said in the trailers.
+            |ctx: &Context, mut reqs: RawRequests, sink: RawSink| {
+                let set = match ctx.set_send_compression(Encoding::Gzip) {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => format!("{e:?}"),
+                };
+                let mut trailer = Metadata::new();
+                trailer.insert("x-set", &set).unwrap();
+                let request = format!("{:?}", ctx.request_encoding());
+                trailer.insert("x-request-encoding", &request).unwrap();
+                let mut first = true;
+                while let Some(m) = reqs.recv()? {
+                    sink.send(&m)?;
+                    if first {
+                        ctx.set_message_compression(false);
+                        let late = format!("{:?}", ctx.set_send_compression(Encoding::Identity));
+                        trailer.insert("x-late", &late).unwrap();
+                        first = false;
+                    }
+                }
+                ctx.set_trailer(&trailer);
+                Ok(())
             },
         ))
         .method(MethodDesc::raw_bidi(
@@ -287,6 +315,73 @@ fn malformed_grpc_timeout_is_internal_and_unknown_encoding_unimplemented() {
     );
     let (_, headers, _, _) = p.expect_full_response(3);
     assert_eq!(grpc_status(&headers).0, Code::Unimplemented);
+}
+
+/// Runs `/test.S/Compress` with two 512-byte zero messages; returns the
+/// response headers, each response message's (compressed flag, length),
+/// and the trailers.
+fn compress_call(
+    p: &mut Peer,
+    extra: &[HeaderField],
+) -> (HeaderList, Vec<(u8, usize)>, HeaderList) {
+    let mut fields = grpc_request("compress");
+    fields.extend_from_slice(extra);
+    p.send(
+        frames::headers(1)
+            .request("POST", "/test.S/Compress")
+            .fields(fields),
+    );
+    let zeros = [0u8; 512]; // under the test server's 1 KiB receive limit
+    p.send(frames::data(1, message(&zeros)));
+    p.send(frames::data(1, message(&zeros)).eos());
+    let (_, headers, body, trailers) = p.expect_full_response(1);
+    let mut messages = Vec::new();
+    let mut rest = &body[..];
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        messages.push((rest[0], len));
+        rest = &rest[5 + len..];
+    }
+    (headers, messages, trailers.expect("trailers"))
+}
+
+#[test]
+fn a_handler_picks_gzip_per_call_and_turns_it_off_per_message() {
+    let server = start();
+    let mut p = peer(&server);
+    let (headers, messages, trailers) =
+        compress_call(&mut p, &[field("grpc-accept-encoding", "identity, gzip")]);
+    assert_eq!(value(&headers, "grpc-encoding"), Some(&b"gzip"[..]));
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0].0, 1, "the first message is compressed");
+    assert!(messages[0].1 < 512, "512 zeros shrink: {messages:?}");
+    assert_eq!(messages[1], (0, 512), "the second goes plain");
+    assert_eq!(value(&trailers, "x-set"), Some(&b"ok"[..]));
+    assert_eq!(value(&trailers, "x-late"), Some(&b"Err(HeadersSent)"[..]));
+    assert_eq!(
+        value(&trailers, "x-request-encoding"),
+        Some(&b"Identity"[..])
+    );
+    assert_eq!(grpc_status(&trailers).0, Code::Ok);
+}
+
+#[test]
+fn gzip_is_refused_for_a_client_that_does_not_accept_it() {
+    let server = start();
+    let mut p = peer(&server);
+    // A gzip-encoded call (its messages happen to be plain) that accepts
+    // only identity back.
+    let (headers, messages, trailers) = compress_call(
+        &mut p,
+        &[
+            field("grpc-encoding", "gzip"),
+            field("grpc-accept-encoding", "identity"),
+        ],
+    );
+    assert_eq!(value(&headers, "grpc-encoding"), None);
+    assert_eq!(messages, vec![(0, 512), (0, 512)]);
+    assert_eq!(value(&trailers, "x-set"), Some(&b"NotAccepted(Gzip)"[..]));
+    assert_eq!(value(&trailers, "x-request-encoding"), Some(&b"Gzip"[..]));
 }
 
 #[test]
