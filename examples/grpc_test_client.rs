@@ -13,9 +13,8 @@
 //! Every case runs on its own thread under a time limit, so nothing hangs.
 //! `bash tests/grpcio/run.sh --client` starts the servers and runs this.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,10 @@ use prost::Message;
 
 #[path = "common/echo.rs"]
 mod echo;
+#[path = "common/harness.rs"]
+mod harness;
 use echo::{EchoRequest, EchoResponse};
+use harness::proxy;
 
 /// `grpc.health.v1.HealthCheckRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -145,32 +147,8 @@ fn main() {
     });
     let (mut passed, mut failed) = (0usize, 0usize);
     for &&(name, case, limit) in &selected {
-        let (tx, rx) = mpsc::channel();
-        let ctx2 = Arc::clone(&ctx);
         let started = Instant::now();
-        std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || {
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&ctx2)))
-                    .unwrap_or_else(|p| {
-                        Err(format!(
-                            "panicked: {}",
-                            p.downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default()
-                        ))
-                    });
-                let _ = tx.send(result);
-            })
-            .unwrap_or_else(|e| {
-                eprintln!("cannot spawn a thread: {e}");
-                std::process::exit(2);
-            });
-        let result = match rx.recv_timeout(Duration::from_secs(limit)) {
-            Ok(result) => result,
-            Err(_) => Err(format!("timed out after {limit} s (hung)")),
-        };
+        let result = harness::run_case(name, case, limit, &ctx);
         let took = started.elapsed();
         match result {
             Ok(Outcome::Pass) => {
@@ -284,56 +262,6 @@ fn finish_ok(call: &StreamingCall, what: &str) -> Result<Metadata, String> {
         st(&status)
     );
     Ok(trailers)
-}
-
-/// A TCP proxy in front of a port that counts the bytes each way, to see
-/// whether messages were really compressed on the wire.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicU64>,
-    down: Arc<AtomicU64>,
-}
-
-fn proxy(target: u16) -> Result<Proxy, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("proxy bind: {e}"))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let up = Arc::new(AtomicU64::new(0));
-    let down = Arc::new(AtomicU64::new(0));
-    let (up2, down2) = (Arc::clone(&up), Arc::clone(&down));
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                return;
-            };
-            let _ = client.set_nodelay(true);
-            let _ = server.set_nodelay(true);
-            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
-                return;
-            };
-            pump(client, server, Arc::clone(&up2));
-            pump(s2, c2, Arc::clone(&down2));
-        }
-    });
-    Ok(Proxy { port, up, down })
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>) {
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    counter.fetch_add(n as u64, Ordering::SeqCst);
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = to.shutdown(Shutdown::Write);
-    });
 }
 
 /// `Channel::close()`, which must not hang: run on a helper thread, 5 s limit.
@@ -966,7 +894,7 @@ fn unimplemented_service(ctx: &Ctx) -> CaseResult {
 
 fn gzip_request(ctx: &Ctx) -> CaseResult {
     // Through a byte-counting proxy: the 1 MiB request must be small on the wire.
-    let p = proxy(ctx.port)?;
+    let p = proxy("127.0.0.1", ctx.port)?;
     let ch = channel_to(p.port)?;
     let payload = pattern(1 << 20, 9);
     let request = EchoRequest {
@@ -1013,7 +941,7 @@ fn gzip_response(ctx: &Ctx) -> CaseResult {
             "no --gzip-port (a reference_server.py --gzip) given".into(),
         ));
     };
-    let p = proxy(gzip_port)?;
+    let p = proxy("127.0.0.1", gzip_port)?;
     let ch = channel_to(p.port)?;
     let payload = pattern(1 << 20, 11);
     let resp = unary(
@@ -1071,7 +999,7 @@ fn gzip_bidi_both_ways(ctx: &Ctx) -> CaseResult {
             "no --gzip-port (a reference_server.py --gzip) given".into(),
         ));
     };
-    let p = proxy(gzip_port)?;
+    let p = proxy("127.0.0.1", gzip_port)?;
     let ch = channel_to(p.port)?;
     let call = ch
         .streaming_raw(BIDI, opts().compression(Encoding::Gzip))

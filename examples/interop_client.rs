@@ -35,14 +35,17 @@
 //!   makes its UnaryCall through the streaming API (the same bytes on the
 //!   wire: one request, half-close, one response).
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio_grpc::client::{CallOptions, Channel, ChannelOptions, StreamingCall};
 use mio_grpc::grpc::{Code, Encoding, Metadata, Status};
+
+#[path = "common/harness.rs"]
+mod harness;
+use harness::proxy;
 
 /// `grpc.testing`: messages, `TestServiceClient`,
 /// `UnimplementedServiceClient` (generated; see `examples/gen/README.md`).
@@ -181,7 +184,7 @@ fn main() {
     for &&(name, case, limit) in &selected {
         let limit = if limit == 0 { soak_limit } else { limit };
         let started = Instant::now();
-        let result = run_case(name, case, limit, &ctx);
+        let result = harness::run_case(name, case, limit, &ctx);
         match result {
             Ok(()) => {
                 passed += 1;
@@ -199,31 +202,6 @@ fn main() {
     let _ = std::io::stdout().flush();
     // Cases that timed out leave threads behind: exit without joining them.
     std::process::exit(if failed == 0 { 0 } else { 1 });
-}
-
-/// Runs `case` on its own thread; a panic or going past `limit` seconds
-/// is a failure.
-fn run_case(name: &str, case: CaseFn, limit: u64, ctx: &Arc<Ctx>) -> CaseResult {
-    let (tx, rx) = mpsc::channel();
-    let ctx = Arc::clone(ctx);
-    std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&ctx)))
-                .unwrap_or_else(|p| {
-                    Err(format!(
-                        "panicked: {}",
-                        p.downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_default()
-                    ))
-                });
-            let _ = tx.send(result);
-        })
-        .map_err(|e| format!("cannot spawn the case's thread: {e}"))?;
-    rx.recv_timeout(Duration::from_secs(limit))
-        .unwrap_or_else(|_| Err(format!("timed out after {limit} s (hung)")))
 }
 
 /// Parses the command line: the config and the test case.
@@ -495,63 +473,6 @@ fn output_request(
     }
 }
 
-/// A TCP proxy in front of the server that counts the bytes coming down,
-/// to see whether responses were compressed on the wire (our API does not
-/// show a received message's compressed flag).
-struct Proxy {
-    /// The proxy's local port.
-    port: u16,
-    /// Bytes from the server to the client so far.
-    down: Arc<AtomicU64>,
-}
-
-/// Starts a [`Proxy`] to the configured server.
-fn proxy(config: &Config) -> Result<Proxy, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("proxy: bind: {e}"))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| format!("proxy: {e}"))?
-        .port();
-    let down = Arc::new(AtomicU64::new(0));
-    let down2 = Arc::clone(&down);
-    let (host, server_port) = (config.host.clone(), config.port);
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let Ok(server) = TcpStream::connect((host.as_str(), server_port)) else {
-                return;
-            };
-            let _ = client.set_nodelay(true);
-            let _ = server.set_nodelay(true);
-            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
-                return;
-            };
-            pump(client, server, Arc::new(AtomicU64::new(0)));
-            pump(s2, c2, Arc::clone(&down2));
-        }
-    });
-    Ok(Proxy { port, down })
-}
-
-/// Copies `from` to `to` on a thread, counting the bytes.
-fn pump(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>) {
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    counter.fetch_add(n as u64, Ordering::SeqCst);
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = to.shutdown(Shutdown::Write);
-    });
-}
-
 /// A fresh channel to a [`Proxy`] on `port`.
 fn proxy_channel(port: u16) -> Result<Channel, String> {
     Channel::new(&format!("127.0.0.1:{port}"), ChannelOptions::default())
@@ -620,7 +541,7 @@ fn client_compressed_unary(ctx: &Ctx) -> CaseResult {
 fn server_compressed_unary(ctx: &Ctx) -> CaseResult {
     for compressed in [true, false] {
         let what = format!("response_compressed={compressed}");
-        let p = proxy(&ctx.config)?;
+        let p = proxy(&ctx.config.host, ctx.config.port)?;
         let channel = proxy_channel(p.port)?;
         let request = SimpleRequest {
             response_compressed: flag(compressed),
@@ -745,7 +666,7 @@ fn server_streaming(ctx: &Ctx) -> CaseResult {
 /// what comes down must be at least 92653 bytes (the second went
 /// uncompressed) and under 92653 + 31415/2 (the first was compressed).
 fn server_compressed_streaming(ctx: &Ctx) -> CaseResult {
-    let p = proxy(&ctx.config)?;
+    let p = proxy(&ctx.config.host, ctx.config.port)?;
     let channel = proxy_channel(p.port)?;
     let client = TestServiceClient::new(channel.clone());
     let result = (|| {
