@@ -8,7 +8,7 @@
 //! fail with CANCELLED.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,12 +48,6 @@ pub(crate) struct CallEncodings {
 #[derive(Default)]
 struct CallState {
     headers_sent: bool,
-    /// The response encoding: the server's default, or the handler's
-    /// choice (`Context::set_send_compression`) until the headers go.
-    send_encoding: Encoding,
-    /// False after `Context::set_message_compression(false)`: messages go
-    /// out uncompressed (flag 0) even on a compressed call.
-    plain_messages: bool,
     finished: bool,
     headers: Metadata,
     trailers: Metadata,
@@ -68,6 +62,14 @@ pub(crate) struct CallShared {
     state: Mutex<CallState>,
     quota: Option<Arc<WriteQuota>>,
     max_send: usize,
+    /// The response encoding (`encoding_code`): the server's default, or
+    /// the handler's choice (`Context::set_send_compression`), changed only
+    /// under the state lock before the headers go. Atomic so framing a
+    /// message reads it without taking the lock.
+    send_encoding: AtomicU8,
+    /// True after `Context::set_message_compression(false)`: messages go
+    /// out uncompressed (flag 0) even on a compressed call.
+    plain_messages: AtomicBool,
     /// Whether the client's grpc-accept-encoding lists gzip.
     accepts_gzip: bool,
     /// The client's grpc-encoding (what its compressed messages use).
@@ -87,17 +89,15 @@ impl CallShared {
         encodings: CallEncodings,
         backlog_limit: usize,
     ) -> CallShared {
-        let state = CallState {
-            send_encoding: encodings.send,
-            ..CallState::default()
-        };
         CallShared {
             key,
             handle,
             cancelled: AtomicBool::new(false),
-            state: Mutex::new(state),
+            state: Mutex::new(CallState::default()),
             quota,
             max_send,
+            send_encoding: AtomicU8::new(encoding_code(encodings.send)),
+            plain_messages: AtomicBool::new(false),
             accepts_gzip: encodings.accepts_gzip,
             request_encoding: encodings.request,
             incoming: Mutex::new(None),
@@ -117,17 +117,20 @@ impl CallShared {
         self.state.lock().finished
     }
 
+    /// The call's response encoding.
+    fn send_encoding(&self) -> Encoding {
+        encoding_of(self.send_encoding.load(Ordering::Acquire))
+    }
+
     fn response_headers(&self, state: &CallState) -> HeaderList {
         let mut fields = vec![
             HeaderField::new(":status", "200"),
             HeaderField::new("content-type", "application/grpc"),
             HeaderField::new("grpc-accept-encoding", grpc::accept_encoding_header()),
         ];
-        if state.send_encoding != Encoding::Identity {
-            fields.push(HeaderField::new(
-                "grpc-encoding",
-                state.send_encoding.as_str(),
-            ));
+        let encoding = self.send_encoding();
+        if encoding != Encoding::Identity {
+            fields.push(HeaderField::new("grpc-encoding", encoding.as_str()));
         }
         state.headers.to_headers(&mut fields);
         fields
@@ -136,11 +139,10 @@ impl CallShared {
     /// The encoding the next message goes out in (identity when the
     /// handler turned message compression off).
     fn message_encoding(&self) -> Encoding {
-        let state = self.state.lock();
-        if state.plain_messages {
+        if self.plain_messages.load(Ordering::Acquire) {
             Encoding::Identity
         } else {
-            state.send_encoding
+            self.send_encoding()
         }
     }
 
@@ -344,6 +346,22 @@ impl crate::deadline::Expire for CallShared {
     }
 }
 
+/// An [`Encoding`] as the byte `CallShared::send_encoding` holds.
+fn encoding_code(encoding: Encoding) -> u8 {
+    match encoding {
+        Encoding::Identity => 0,
+        Encoding::Gzip => 1,
+    }
+}
+
+/// The [`Encoding`] an [`encoding_code`] byte stands for.
+fn encoding_of(code: u8) -> Encoding {
+    match code {
+        1 => Encoding::Gzip,
+        _ => Encoding::Identity,
+    }
+}
+
 /// `base` then `extra`, as one metadata set.
 fn merge(base: &Metadata, extra: &Metadata) -> Metadata {
     let mut merged = base.clone();
@@ -461,11 +479,16 @@ impl Context {
         if !accepted {
             return Err(SetCompressionError::NotAccepted(encoding));
         }
-        let mut state = self.call.state.lock();
+        let state = self.call.state.lock();
         if state.headers_sent {
             return Err(SetCompressionError::HeadersSent);
         }
-        state.send_encoding = encoding;
+        // Under the state lock, so the headers (built under it) and this
+        // choice cannot cross.
+        self.call
+            .send_encoding
+            .store(encoding_code(encoding), Ordering::Release);
+        drop(state);
         Ok(())
     }
 
@@ -475,7 +498,7 @@ impl Context {
     /// compressed call carries flag 0, which every gRPC peer accepts. No
     /// effect on an uncompressed call.
     pub fn set_message_compression(&self, on: bool) {
-        self.call.state.lock().plain_messages = !on;
+        self.call.plain_messages.store(!on, Ordering::Release);
     }
 
     /// Sleeps up to `d`, returning early (false) if the call is cancelled.
