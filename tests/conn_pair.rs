@@ -499,6 +499,42 @@ fn enforcement_server_headers_and_data_reset_the_strikes() {
 }
 
 #[test]
+fn ping_flood_limit_counts_only_pings_with_nothing_sent_since_so_bdp_pings_are_free() {
+    // A BDP estimator (grpc-go's, ours) pings once per round trip that
+    // carries data: a busy connection sees thousands per 10 s. Those follow
+    // our HEADERS/DATA and must never trip the flood limit.
+    let mut config = ConnConfig::default();
+    config.limits.pings.max = 5;
+    config.enforcement.min_time = Duration::ZERO;
+    let mut raw = Raw::server(config);
+    raw.send(headers(1, grpc_request("/svc/M"), false));
+    raw.take_events();
+    let ms = Duration::from_millis(1);
+    for n in 0..50u8 {
+        raw.put(Item::Data {
+            key: key(1),
+            data: Bytes::from_static(b"x"),
+            end_stream: false,
+        });
+        assert_eq!(raw.take_described(), ["DATA s=1 len=1"]);
+        assert_eq!(ping_after(&mut raw, ms, n), ack_of(n), "BDP-style ping {n}");
+    }
+    // With nothing sent in between they count: five fit in the window...
+    for n in 50..55u8 {
+        assert_eq!(ping_after(&mut raw, ms, n), ack_of(n), "ping {n}");
+    }
+    // ...and the sixth is a flood.
+    let frames = ping_after(&mut raw, ms, 55);
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.starts_with("GOAWAY") && f.contains("ENHANCE_YOUR_CALM")),
+        "{frames:?}"
+    );
+    assert_eq!(raw.conn.stats().abuse_breaches, 1);
+}
+
+#[test]
 fn enforcement_without_streams_a_ping_within_2h_is_a_strike() {
     let mut raw = Raw::server(ConnConfig::default());
     // 10 min apart: above min_time, but no stream is active.

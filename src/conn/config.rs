@@ -101,8 +101,14 @@ pub struct AbuseLimits {
     pub empty_frames: RateLimit,
     /// SETTINGS frames from the peer. Default 100 per 10 s.
     pub settings: RateLimit,
-    /// PING frames from the peer (beyond keepalive enforcement, which only
-    /// a server applies). Default 1,000 per 10 s.
+    /// PING frames from the peer that arrive with no HEADERS or DATA sent
+    /// by us since the previous one (beyond keepalive enforcement, which
+    /// only a server applies). Default 1,000 per 10 s. A PING that follows
+    /// our HEADERS or DATA is what a BDP estimator sends (grpc-go's and
+    /// ours ping once per round trip that carries data) and is not counted,
+    /// so a busy connection is never closed for it; a flood of those is
+    /// bounded by the data we send, and by the control buffer's
+    /// stop-reading on queued acks.
     pub pings: RateLimit,
     /// Received DATA bytes held for the application and not yet consumed,
     /// across the connection: past it the connection stops reading until

@@ -145,6 +145,9 @@ pub struct Connection {
     ping_strikes: u32,
     last_ping_at: Option<Instant>,
     reset_ping_strikes: bool,
+    /// HEADERS or DATA sent since the last PING received (such a PING is
+    /// a BDP sample, not counted against `limits.pings`).
+    sent_since_ping: bool,
     resets: WindowCounter,
     empty_frames: WindowCounter,
     settings_count: WindowCounter,
@@ -221,6 +224,7 @@ impl Connection {
             ping_strikes: 0,
             last_ping_at: None,
             reset_ping_strikes: false,
+            sent_since_ping: false,
             resets: WindowCounter::default(),
             empty_frames: WindowCounter::default(),
             settings_count: WindowCounter::default(),
@@ -531,6 +535,7 @@ impl Connection {
             || frames_after.get(1) != frames_before.get(1)
         {
             self.reset_ping_strikes = true;
+            self.sent_since_ping = true;
         }
         let events: Vec<Event> = self.writer.events().collect();
         for event in events {

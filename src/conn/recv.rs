@@ -490,7 +490,8 @@ impl Connection {
             return;
         }
         self.stats.pings_in += 1;
-        if self.pings.hit(self.config.limits.pings, now) {
+        let answers_our_data = std::mem::take(&mut self.sent_since_ping);
+        if !answers_our_data && self.pings.hit(self.config.limits.pings, now) {
             return self.abuse("too many PING frames");
         }
         if self.role == Role::Server && self.ping_strike(now) {

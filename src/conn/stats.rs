@@ -53,3 +53,70 @@ pub struct ConnStats {
     /// Times reading stopped for the flood or buffered-bytes limit.
     pub read_throttles: u64,
 }
+
+impl ConnStats {
+    /// Adds `other`'s counters to these (to total several connections);
+    /// `initial_settings_sent` holds if it holds for either.
+    ///
+    /// ```
+    /// use mio_grpc::conn::ConnStats;
+    /// let mut total = ConnStats { write_syscalls: 2, ..ConnStats::default() };
+    /// total.add(&ConnStats { write_syscalls: 3, ..ConnStats::default() });
+    /// assert_eq!(total.write_syscalls, 5);
+    /// ```
+    pub fn add(&mut self, other: &ConnStats) {
+        fn sum(a: &mut [u64; 11], b: &[u64; 11]) {
+            for (a, b) in a.iter_mut().zip(b) {
+                *a += b;
+            }
+        }
+        sum(&mut self.frames_in, &other.frames_in);
+        sum(&mut self.bytes_in_by_type, &other.bytes_in_by_type);
+        sum(&mut self.frames_out, &other.frames_out);
+        sum(&mut self.bytes_out_by_type, &other.bytes_out_by_type);
+        let ConnStats {
+            frames_in: _,
+            bytes_in_by_type: _,
+            frames_out: _,
+            bytes_out_by_type: _,
+            bytes_in,
+            bytes_out,
+            flushes,
+            write_syscalls,
+            read_syscalls,
+            wakeups,
+            window_stalls,
+            streams_opened,
+            streams_refused,
+            streams_reset_local,
+            streams_reset_remote,
+            pings_in,
+            pings_out,
+            goaways_in,
+            goaways_out,
+            ping_strikes,
+            abuse_breaches,
+            initial_settings_sent,
+            read_throttles,
+        } = other;
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+        self.flushes += flushes;
+        self.write_syscalls += write_syscalls;
+        self.read_syscalls += read_syscalls;
+        self.wakeups += wakeups;
+        self.window_stalls += window_stalls;
+        self.streams_opened += streams_opened;
+        self.streams_refused += streams_refused;
+        self.streams_reset_local += streams_reset_local;
+        self.streams_reset_remote += streams_reset_remote;
+        self.pings_in += pings_in;
+        self.pings_out += pings_out;
+        self.goaways_in += goaways_in;
+        self.goaways_out += goaways_out;
+        self.ping_strikes += ping_strikes;
+        self.abuse_breaches += abuse_breaches;
+        self.initial_settings_sent |= initial_settings_sent;
+        self.read_throttles += read_throttles;
+    }
+}
