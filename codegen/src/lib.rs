@@ -71,6 +71,7 @@ pub struct Builder {
     build_client: bool,
     rustfmt: bool,
     emit_rerun_if_changed: bool,
+    bytes: Vec<String>,
 }
 
 impl Default for Builder {
@@ -90,6 +91,7 @@ impl Builder {
             build_client: true,
             rustfmt: true,
             emit_rerun_if_changed: true,
+            bytes: Vec::new(),
         }
     }
 
@@ -115,6 +117,20 @@ impl Builder {
     /// (default: yes). A missing or failing `rustfmt` is not an error.
     pub fn rustfmt(mut self, enabled: bool) -> Builder {
         self.rustfmt = enabled;
+        self
+    }
+
+    /// Generates `bytes::Bytes` instead of `Vec<u8>` for the `bytes` fields
+    /// under these paths (prost-build's `Config::bytes`: `"."` for every
+    /// field, `".pkg.Message.field"` for one). A message decoded from a
+    /// received buffer then points into it instead of copying.
+    pub fn bytes<I, S>(mut self, paths: I) -> Builder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.bytes
+            .extend(paths.into_iter().map(|p| p.as_ref().to_string()));
         self
     }
 
@@ -154,6 +170,9 @@ impl Builder {
         let mut config = prost_build::Config::new();
         config.protoc_executable(protoc_path()?);
         config.out_dir(&out_dir);
+        if !self.bytes.is_empty() {
+            config.bytes(&self.bytes);
+        }
         config.service_generator(Box::new(MioGrpcGenerator::new(
             self.build_server,
             self.build_client,

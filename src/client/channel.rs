@@ -419,6 +419,36 @@ impl Channel {
         )
     }
 
+    /// The transport counters (frames, bytes, syscalls, loop wake-ups, …)
+    /// summed over the channel's live connections; a benchmark takes two
+    /// snapshots and divides the difference by the calls made between them.
+    /// Connections that have closed no longer count.
+    ///
+    /// ```no_run
+    /// use mio_grpc::client::{Channel, ChannelOptions};
+    /// let channel = Channel::new("localhost:50051", ChannelOptions::default()).unwrap();
+    /// let before = channel.transport_stats();
+    /// // ... calls ...
+    /// let after = channel.transport_stats();
+    /// println!("{} writes", after.write_syscalls - before.write_syscalls);
+    /// ```
+    pub fn transport_stats(&self) -> crate::conn::ConnStats {
+        // Collect the handles first: a connection's lock is never taken
+        // while a subchannel's is held.
+        let mut handles = Vec::new();
+        for sub in self.inner.subchannels.lock().iter() {
+            let state = sub.inner.lock();
+            for conn in state.conn.iter().chain(state.extra.iter()) {
+                handles.push(conn.handle.clone());
+            }
+        }
+        let mut total = crate::conn::ConnStats::default();
+        for handle in handles {
+            total.add(&handle.stats());
+        }
+        total
+    }
+
     /// Subchannel states in address order (for tests and dashboards).
     pub fn subchannel_states(&self) -> Vec<(ResolvedAddr, ConnectivityState)> {
         self.inner

@@ -116,7 +116,7 @@ impl CallOptions {
 }
 
 /// A completion callback.
-type OnComplete = Box<dyn FnOnce(&Status) + Send>;
+type OnComplete = Box<dyn FnOnce(&Result<Bytes, Status>) + Send>;
 
 /// The outcome of a unary call across its attempts (retries happen
 /// behind it).
@@ -153,12 +153,8 @@ impl UnaryShared {
             state.current = None;
             state.callback.take()
         };
-        let status = match &result {
-            Ok(_) => Status::ok(),
-            Err(status) => status.clone(),
-        };
         if let Some(callback) = callback {
-            callback(&status);
+            callback(&result);
         }
         self.state.lock().result = Some(result);
         self.cond.notify_all();
@@ -219,15 +215,33 @@ impl UnaryCall {
     /// callback is holding. Use [`UnaryCall::wait`] or `try_get` for the
     /// message.
     pub fn on_complete(&self, callback: impl FnOnce(&Status) + Send + 'static) {
+        self.on_result(move |result| match result {
+            Ok(_) => callback(&Status::ok()),
+            Err(status) => callback(status),
+        });
+    }
+
+    /// Like [`UnaryCall::on_complete`], with the response message itself
+    /// (or the failure), so a closed-loop caller can check the reply
+    /// without a second look-up. The same rules apply: it may run on the
+    /// event-loop thread and must not block.
+    ///
+    /// ```no_run
+    /// use mio_grpc::client::{CallOptions, Channel, ChannelOptions};
+    /// let channel = Channel::new("localhost:50051", ChannelOptions::default()).unwrap();
+    /// let call = channel.start_unary_raw("/pkg.Svc/Method", bytes::Bytes::new(), CallOptions::default());
+    /// call.on_result(|result| match result {
+    ///     Ok(reply) => println!("{} bytes", reply.len()),
+    ///     Err(status) => println!("failed: {status}"),
+    /// });
+    /// ```
+    pub fn on_result(&self, callback: impl FnOnce(&Result<Bytes, Status>) + Send + 'static) {
         let mut state = self.shared.state.lock();
         match &state.result {
             Some(result) => {
-                let status = match result {
-                    Ok(_) => Status::ok(),
-                    Err(status) => status.clone(),
-                };
+                let result = result.clone();
                 drop(state);
-                callback(&status);
+                callback(&result);
             }
             None => state.callback = Some(Box::new(callback)),
         }
