@@ -1,0 +1,439 @@
+//! Our closed-loop benchmark client. Unary calls are kept in flight with
+//! completion handles: each call's completion callback (on the channel's
+//! event-loop thread) records its latency and starts the next call, so one
+//! thread holds any concurrency with no hand-off per call. Ping-pong
+//! streams use one thread each (the streaming API blocks). K connections
+//! are K channels, each connected before the warm-up starts.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use hdrhistogram::Histogram;
+use mio_grpc::client::{CallOptions, Channel, ChannelOptions, ConnectivityState};
+use mio_grpc::grpc::Status;
+use parking_lot::Mutex;
+use prost::Message;
+
+use crate::alloc::allocations;
+use crate::args::ClientArgs;
+use crate::proto::{Payload, SimpleRequest, SimpleResponse};
+use crate::report::{new_histogram, record, PerCall, Report, RunSpec};
+use crate::server::{zeros, ServerStats, STATS_METHOD};
+
+const UNARY: &str = "/grpc.testing.BenchmarkService/UnaryCall";
+const STREAMING: &str = "/grpc.testing.BenchmarkService/StreamingCall";
+
+/// How deep completion callbacks may nest (a call that completes before its
+/// callback is registered runs it at once, on the issuing stack); past
+/// this, the next call is handed to the main thread.
+const MAX_NESTING: u32 = 8;
+
+thread_local! {
+    static NESTING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The request every call sends: `req_size` zero bytes, asking for
+/// `resp_size` back. Encoded once; each call sends a reference to it.
+pub fn encoded_request(req_size: u32, resp_size: u32) -> Bytes {
+    let request = SimpleRequest {
+        response_type: 0,
+        response_size: i32::try_from(resp_size).unwrap_or(i32::MAX),
+        payload: Some(Payload {
+            r#type: 0,
+            body: zeros(req_size as usize),
+        }),
+    };
+    Bytes::from(request.encode_to_vec())
+}
+
+/// Whether `reply` is a SimpleResponse with `resp_size` payload bytes.
+fn reply_ok(reply: &Bytes, resp_size: usize) -> bool {
+    SimpleResponse::decode(reply.clone())
+        .is_ok_and(|r| r.payload.map_or(0, |p| p.body.len()) == resp_size)
+}
+
+/// Connects `k` channels to `target` and waits (up to 10 s) for each to be
+/// ready.
+fn connect(target: &str, k: u32) -> Result<Vec<Channel>, String> {
+    let mut channels = Vec::new();
+    for _ in 0..k {
+        let channel = Channel::new(target, ChannelOptions::default())
+            .map_err(|e| format!("bad target {target:?}: {e:?}"))?;
+        channel.connect();
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = channel.state(true);
+            if state == ConnectivityState::Ready {
+                break;
+            }
+            if state == ConnectivityState::TransientFailure {
+                return Err(format!("could not connect to {target}: connection failed"));
+            }
+            if Instant::now() >= until {
+                return Err(format!(
+                    "could not connect to {target} ({state:?} after 10 s)"
+                ));
+            }
+            channel.wait_for_state_change(state, Some(until));
+        }
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// The server's stats, if it is ours (others answer UNIMPLEMENTED).
+fn server_stats(channel: &Channel) -> Option<ServerStats> {
+    let reply = channel
+        .unary_raw(
+            STATS_METHOD,
+            Bytes::new(),
+            CallOptions::default().timeout(Duration::from_secs(2)),
+        )
+        .ok()?;
+    serde_json::from_slice(&reply).ok()
+}
+
+/// Snapshots of the counters at the window's edges.
+struct Snapshot {
+    allocs: u64,
+    transport: mio_grpc::conn::ConnStats,
+    server: Option<ServerStats>,
+}
+
+impl Snapshot {
+    fn take(channels: &[Channel], server_first: bool) -> Snapshot {
+        // The stats call is made outside the client's counted span.
+        let server = if server_first {
+            server_stats(&channels[0])
+        } else {
+            None
+        };
+        let allocs = allocations();
+        let mut transport = mio_grpc::conn::ConnStats::default();
+        for c in channels {
+            transport.add(&c.transport_stats());
+        }
+        Snapshot {
+            allocs,
+            transport,
+            server,
+        }
+    }
+
+    fn finish(mut self, channels: &[Channel]) -> Snapshot {
+        self.server = server_stats(&channels[0]);
+        self
+    }
+}
+
+fn per_call(start: &Snapshot, end: &Snapshot, count: u64) -> Option<PerCall> {
+    if count == 0 {
+        return None;
+    }
+    let n = count as f64;
+    let (a, b) = (&start.transport, &end.transport);
+    let d = |x: u64, y: u64| y.saturating_sub(x) as f64 / n;
+    let server_allocs = match (start.server, end.server) {
+        (Some(s), Some(e)) if e.calls > s.calls => {
+            Some(e.allocs.saturating_sub(s.allocs) as f64 / (e.calls - s.calls) as f64)
+        }
+        _ => None,
+    };
+    Some(PerCall {
+        write_syscalls: d(a.write_syscalls, b.write_syscalls),
+        read_syscalls: d(a.read_syscalls, b.read_syscalls),
+        wakeups: d(a.wakeups, b.wakeups),
+        allocs: d(start.allocs, end.allocs),
+        server_allocs,
+        bytes_out: d(a.bytes_out, b.bytes_out),
+        bytes_in: d(a.bytes_in, b.bytes_in),
+    })
+}
+
+/// Runs the client per `args` and returns its report.
+///
+/// ```no_run
+/// use mio_grpc_bench::args::ClientArgs;
+/// let args: Vec<String> = ["--target", "127.0.0.1:50051", "--duration", "5"]
+///     .iter().map(|s| s.to_string()).collect();
+/// let report = mio_grpc_bench::client::run(&ClientArgs::parse(&args).unwrap()).unwrap();
+/// println!("{}", report.to_json_line());
+/// ```
+pub fn run(args: &ClientArgs) -> Result<Report, String> {
+    let channels = connect(&args.target, args.connections)?;
+    let spec = RunSpec {
+        client: "mio-grpc".into(),
+        target: args.target.clone(),
+        rpc: args.rpc.clone(),
+        concurrency: args.concurrency,
+        connections: args.connections,
+        req_size: args.req_size,
+        resp_size: args.resp_size,
+    };
+    let request = encoded_request(args.req_size, args.resp_size);
+    let begin = Instant::now();
+    let window = Window {
+        start: begin + args.warmup,
+        end: begin + args.warmup + args.duration,
+    };
+    let (histogram, errors, start, end) = if args.rpc == "streaming" {
+        run_streaming(&channels, args, request, window)?
+    } else {
+        run_unary(&channels, args, request, window)?
+    };
+    let mut report = Report::from_histogram(&spec, &histogram, errors, args.duration);
+    report.per_call = per_call(&start, &end, report.count);
+    for channel in &channels {
+        channel.close();
+    }
+    Ok(report)
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn contains(&self, t: Instant) -> bool {
+        t >= self.start && t < self.end
+    }
+}
+
+type Outcome = (Histogram<u64>, u64, Snapshot, Snapshot);
+
+/// The state the unary callbacks share.
+struct Unary {
+    channels: Vec<Channel>,
+    request: Bytes,
+    resp_size: usize,
+    window: Window,
+    histogram: Mutex<Histogram<u64>>,
+    errors: AtomicU64,
+    outstanding: AtomicUsize,
+    /// Slots for the main thread to restart (after a failure, or when
+    /// callbacks nest too deep), and `usize::MAX` when one has drained.
+    handoff: Sender<usize>,
+}
+
+impl Unary {
+    fn issue(self: &Arc<Self>, slot: usize) {
+        let start = Instant::now();
+        let channel = &self.channels[slot % self.channels.len()];
+        let call = channel.start_unary_raw(UNARY, self.request.clone(), CallOptions::default());
+        let me = self.clone();
+        call.on_result(move |result| me.complete(slot, start, result));
+    }
+
+    fn complete(self: &Arc<Self>, slot: usize, start: Instant, result: &Result<Bytes, Status>) {
+        let end = Instant::now();
+        let ok = matches!(result, Ok(reply) if reply_ok(reply, self.resp_size));
+        if self.window.contains(end) {
+            if ok {
+                record(&mut self.histogram.lock(), end - start);
+            } else {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if end >= self.window.end {
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+            let _ = self.handoff.send(usize::MAX);
+            return;
+        }
+        let nesting = NESTING.with(Cell::get);
+        if ok && nesting < MAX_NESTING {
+            NESTING.with(|n| n.set(nesting + 1));
+            self.issue(slot);
+            NESTING.with(|n| n.set(nesting));
+        } else {
+            let _ = self.handoff.send(slot);
+        }
+    }
+}
+
+fn run_unary(
+    channels: &[Channel],
+    args: &ClientArgs,
+    request: Bytes,
+    window: Window,
+) -> Result<Outcome, String> {
+    let (tx, rx): (Sender<usize>, Receiver<usize>) = crossbeam_channel::unbounded();
+    let concurrency = args.concurrency as usize;
+    let unary = Arc::new(Unary {
+        channels: channels.to_vec(),
+        request,
+        resp_size: args.resp_size as usize,
+        window,
+        histogram: Mutex::new(new_histogram()),
+        errors: AtomicU64::new(0),
+        outstanding: AtomicUsize::new(concurrency),
+        handoff: tx,
+    });
+    for slot in 0..concurrency {
+        unary.issue(slot);
+    }
+    let mut start = None;
+    let mut end = None;
+    let drain_limit = window.end + Duration::from_secs(30);
+    while unary.outstanding.load(Ordering::Acquire) > 0 {
+        let now = Instant::now();
+        if start.is_none() && now >= window.start {
+            start = Some(Snapshot::take(channels, true));
+        }
+        if end.is_none() && now >= window.end {
+            end = Some(Snapshot::take(channels, false));
+        }
+        if now >= drain_limit {
+            return Err(format!(
+                "{} calls still outstanding 30 s after the window closed",
+                unary.outstanding.load(Ordering::Acquire)
+            ));
+        }
+        let next_edge = if start.is_none() {
+            window.start
+        } else if end.is_none() {
+            window.end
+        } else {
+            drain_limit
+        };
+        match rx.recv_timeout(next_edge.saturating_duration_since(now)) {
+            Ok(usize::MAX) | Err(_) => {}
+            Ok(slot) => {
+                // A failed call: pause a little so a dead server is not
+                // hammered, then go again.
+                std::thread::sleep(Duration::from_millis(1));
+                if Instant::now() < window.end {
+                    unary.issue(slot);
+                } else {
+                    unary.outstanding.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
+    }
+    let start = start.unwrap_or_else(|| Snapshot::take(channels, true));
+    let end = end
+        .unwrap_or_else(|| Snapshot::take(channels, false))
+        .finish(channels);
+    let histogram = std::mem::replace(&mut *unary.histogram.lock(), new_histogram());
+    Ok((histogram, unary.errors.load(Ordering::Relaxed), start, end))
+}
+
+fn run_streaming(
+    channels: &[Channel],
+    args: &ClientArgs,
+    request: Bytes,
+    window: Window,
+) -> Result<Outcome, String> {
+    let resp_size = args.resp_size as usize;
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    for i in 0..args.concurrency as usize {
+        let channel = channels[i % channels.len()].clone();
+        let request = request.clone();
+        let errors = errors.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut histogram = new_histogram();
+            // A stream that fails is reopened until the window ends.
+            while Instant::now() < window.end {
+                let call = match channel.streaming_raw(STREAMING, CallOptions::default()) {
+                    Ok(call) => call,
+                    Err(_) => {
+                        if window.contains(Instant::now()) {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                };
+                loop {
+                    let start = Instant::now();
+                    if start >= window.end {
+                        let _ = call.close_send();
+                        let _ = call.finish();
+                        break;
+                    }
+                    let reply = call.send(&request).and_then(|()| call.recv());
+                    let end = Instant::now();
+                    let ok = matches!(&reply, Ok(Some(r)) if reply_ok(r, resp_size));
+                    if window.contains(end) {
+                        if ok {
+                            record(&mut histogram, end - start);
+                        } else {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if !ok {
+                        call.cancel();
+                        std::thread::sleep(Duration::from_millis(1));
+                        break;
+                    }
+                }
+            }
+            histogram
+        }));
+    }
+    let now = Instant::now();
+    std::thread::sleep(window.start.saturating_duration_since(now));
+    let start = Snapshot::take(channels, true);
+    std::thread::sleep(window.end.saturating_duration_since(Instant::now()));
+    let end = Snapshot::take(channels, false);
+    let mut histogram = new_histogram();
+    for thread in threads {
+        let h = thread
+            .join()
+            .map_err(|_| "a streaming thread panicked".to_string())?;
+        histogram
+            .add(&h)
+            .map_err(|e| format!("merging histograms: {e}"))?;
+    }
+    let end = end.finish(channels);
+    Ok((histogram, errors.load(Ordering::Relaxed), start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_encodes_the_sizes_at_grpc_field_numbers() {
+        let bytes = encoded_request(3, 1024);
+        // response_size = 2 (varint), payload = 3 { body = 2 }.
+        assert_eq!(
+            &bytes[..],
+            &[0x10, 0x80, 0x08, 0x1a, 0x05, 0x12, 0x03, 0, 0, 0]
+        );
+        let decoded = SimpleRequest::decode(bytes).unwrap();
+        assert_eq!(decoded.response_size, 1024);
+        assert_eq!(decoded.payload.unwrap().body.len(), 3);
+    }
+
+    #[test]
+    fn replies_are_checked_for_size() {
+        let reply = |n: usize| {
+            Bytes::from(
+                SimpleResponse {
+                    payload: Some(Payload {
+                        r#type: 0,
+                        body: zeros(n),
+                    }),
+                }
+                .encode_to_vec(),
+            )
+        };
+        assert!(reply_ok(&reply(10), 10));
+        assert!(!reply_ok(&reply(9), 10));
+        assert!(
+            reply_ok(&Bytes::new(), 0),
+            "an empty message is a 0-byte reply"
+        );
+        assert!(
+            !reply_ok(&Bytes::from_static(&[0xff]), 0),
+            "garbage is an error"
+        );
+    }
+}
