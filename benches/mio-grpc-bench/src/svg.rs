@@ -67,7 +67,7 @@ pub fn percentile_plot(title: &str, series: &[Series]) -> String {
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let x_of = |p: f64| LEFT + (px(p) - px(50.0)) / (MAX_X - px(50.0)) * plot_w;
-    let y_of = |v: f64| TOP + plot_h - (v.max(lo).log10() - y0) / (y1 - y0) * plot_h;
+    let y_of = |v: f64| TOP + plot_h - (v.max(1e-9).log10() - y0) / (y1 - y0) * plot_h;
 
     let mut out = String::new();
     let _ = writeln!(
