@@ -21,6 +21,10 @@ use crate::conn::{ConnConfig, ConnStats, Connection};
 
 /// Bytes read per `read` call (the size of each loop's read scratch).
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// Events delivered between two flushes while one read's worth of frames is
+/// handled (see `Core::deliver_flushing`).
+const DELIVER_FLUSH_EVERY: usize = 64;
 /// iovecs per `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -160,9 +164,9 @@ impl Core {
         }
         // Events, then output; output may lift a read throttle, so go again.
         for _ in 0..4 {
-            self.deliver();
+            self.deliver_flushing(now, budget);
             self.flush(now, budget);
-            self.deliver();
+            self.deliver_flushing(now, budget);
             if self.read_pending && self.conn.wants_read() && !self.closed {
                 self.read(scratch, now);
             } else {
@@ -250,6 +254,24 @@ impl Core {
                     self.out.clear();
                     return false;
                 }
+            }
+        }
+    }
+
+    /// Delivers events, flushing every [`DELIVER_FLUSH_EVERY`] of them so the
+    /// peer starts on the first answers of a burst while the rest are made
+    /// (without it, a burst of small calls read in one go leaves in one
+    /// write and both ends take turns instead of working at once).
+    fn deliver_flushing(&mut self, now: Instant, budget: usize) {
+        let mut delivered = 0usize;
+        let mut socket_full = false;
+        while let Some(event) = self.conn.poll_event() {
+            if let Some(session) = self.session.as_mut() {
+                session.on_event(&mut self.conn, event);
+            }
+            delivered += 1;
+            if !socket_full && delivered % DELIVER_FLUSH_EVERY == 0 {
+                socket_full = self.flush(now, budget);
             }
         }
     }

@@ -160,7 +160,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     let runs = all.len() + SIZES.len();
     let estimate = (duration + warmup) * runs as u32 + Duration::from_secs(3);
     println!(
-        "mio-grpc-bench main job: {} scenarios + the TCP floor, {:.0} s each after {:.0} s warm-up, {}",
+        "mio-grpc-bench main job: {} scenarios + the TCP floor, {} s each after {} s warm-up, {}",
         all.len(),
         duration.as_secs_f64(),
         warmup.as_secs_f64(),

@@ -256,6 +256,7 @@ pub fn run(args: &CompareArgs) -> Result<String, String> {
         }
     );
     let total = SCENARIOS.len() * args.rounds * sides.len();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut step = 0;
     let mut failures = 0usize;
     let mut rows = Vec::new();
@@ -267,7 +268,11 @@ pub fn run(args: &CompareArgs) -> Result<String, String> {
         for _ in 0..args.rounds {
             for (side, reports) in sides.iter_mut().zip([&mut row.ours, &mut row.tonic]) {
                 step += 1;
-                eprint!("\r[{step}/{total}] {} {}…   ", scenario.label(), side.name);
+                if tty {
+                    eprint!("\r[{step}/{total}] {} {}…   ", scenario.label(), side.name);
+                } else {
+                    eprintln!("[{step}/{total}] {} {}", scenario.label(), side.name);
+                }
                 let binary = match &side.binary {
                     Ok(binary) => binary.clone(),
                     Err(_) => continue,
