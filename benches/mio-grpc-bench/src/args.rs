@@ -170,6 +170,19 @@ impl ClientArgs {
         })
     }
 
+    /// The report's description of a run with these flags by `client`.
+    pub fn spec(&self, client: &str) -> crate::report::RunSpec {
+        crate::report::RunSpec {
+            client: client.to_string(),
+            target: self.target.clone(),
+            rpc: self.rpc.clone(),
+            concurrency: self.concurrency,
+            connections: self.connections,
+            req_size: self.req_size,
+            resp_size: self.resp_size,
+        }
+    }
+
     /// These flags as a command line (the inverse of [`ClientArgs::parse`]).
     pub fn to_args(&self) -> Vec<String> {
         vec![

@@ -21,7 +21,7 @@ use prost::Message;
 use crate::alloc::allocations;
 use crate::args::ClientArgs;
 use crate::proto::{Payload, SimpleRequest, SimpleResponse};
-use crate::report::{new_histogram, record, PerCall, Report, RunSpec};
+use crate::report::{new_histogram, record, PerCall, Report};
 use crate::server::{zeros, ServerStats, STATS_METHOD};
 
 const UNARY: &str = "/grpc.testing.BenchmarkService/UnaryCall";
@@ -165,15 +165,7 @@ fn per_call(start: &Snapshot, end: &Snapshot, count: u64) -> Option<PerCall> {
 /// ```
 pub fn run(args: &ClientArgs) -> Result<Report, String> {
     let channels = connect(&args.target, args.connections)?;
-    let spec = RunSpec {
-        client: "mio-grpc".into(),
-        target: args.target.clone(),
-        rpc: args.rpc.clone(),
-        concurrency: args.concurrency,
-        connections: args.connections,
-        req_size: args.req_size,
-        resp_size: args.resp_size,
-    };
+    let spec = args.spec("mio-grpc");
     let request = encoded_request(args.req_size, args.resp_size);
     let begin = Instant::now();
     let window = Window {

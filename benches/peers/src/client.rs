@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mio_grpc_bench::args::ClientArgs;
-use mio_grpc_bench::report::{new_histogram, record, Report, RunSpec};
+use mio_grpc_bench::report::{new_histogram, record, Report};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -157,15 +157,7 @@ async fn measure(args: &ClientArgs) -> Result<Report, String> {
             .map_err(|e| format!("merging latencies: {e}"))?;
         errors += tally.errors;
     }
-    let spec = RunSpec {
-        client: "tonic".into(),
-        target: args.target.clone(),
-        rpc: args.rpc.clone(),
-        concurrency: args.concurrency,
-        connections: args.connections,
-        req_size: args.req_size,
-        resp_size: args.resp_size,
-    };
+    let spec = args.spec("tonic");
     Ok(Report::from_histogram(
         &spec,
         &histogram,
