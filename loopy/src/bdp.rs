@@ -12,6 +12,14 @@
 //! `GAMMA × sample` (2×), capped at [`BDP_LIMIT`], and the caller grows its
 //! windows to it.
 //!
+//! Pacing (our addition; grpc-go pings on every cycle): after a cycle that
+//! does not grow the estimate, the next one starts only once another
+//! `bdp` bytes (one current window) have arrived. A window-limited
+//! transfer samples at least every other round trip and, once a cycle
+//! grows the estimate, every round trip again; a ping-pong of small
+//! messages, which can never fill the window, no longer sends a PING, a
+//! WINDOW_UPDATE and an ACK with every message (one per 64 KiB instead).
+//!
 //! Invariants:
 //! - `bdp ≤ BDP_LIMIT`, and `bdp` never shrinks; at the cap no more PINGs.
 //! - At most one BDP PING is in flight: [`BdpEstimator::on_data`] asks for
@@ -75,6 +83,9 @@ pub struct BdpEstimator {
     sample_count: u64,
     /// Smoothed RTT in seconds; 0 until the first ACK.
     rtt: f64,
+    /// Bytes still to arrive before the next cycle may start (set to the
+    /// estimate after a cycle that did not grow it).
+    pause: u32,
 }
 
 impl BdpEstimator {
@@ -90,13 +101,15 @@ impl BdpEstimator {
             sent_at: None,
             sample_count: 0,
             rtt: 0.0,
+            pause: 0,
         }
     }
 
     /// Counts `n` flow-controlled bytes of a DATA frame that just arrived.
     /// Returns `true` when the caller must send a PING with
     /// [`BDP_PING_PAYLOAD`] now: no sample was in flight, so this frame
-    /// opens one. Zero-length frames and an estimator at [`BDP_LIMIT`]
+    /// opens one. Zero-length frames, an estimator at [`BDP_LIMIT`], and
+    /// frames that arrive while a pause after a non-growing cycle lasts
     /// never ask for a PING.
     pub fn on_data(&mut self, n: u32) -> bool {
         if self.bdp >= BDP_LIMIT {
@@ -107,6 +120,10 @@ impl BdpEstimator {
             return false;
         }
         if n == 0 {
+            return false;
+        }
+        if self.pause > 0 {
+            self.pause = self.pause.saturating_sub(n);
             return false;
         }
         self.in_flight = true;
@@ -139,6 +156,16 @@ impl BdpEstimator {
             return None;
         }
         self.in_flight = false;
+        let grown = self.close_cycle(now);
+        // A cycle that did not grow the estimate: wait for another window's
+        // worth of bytes before the next (see "Pacing" above).
+        self.pause = if grown.is_some() { 0 } else { self.bdp };
+        grown
+    }
+
+    /// Closes the open cycle: the RTT and bandwidth samples, and the grown
+    /// estimate if the window was the limit.
+    fn close_cycle(&mut self, now: Instant) -> Option<u32> {
         let sent_at = self.sent_at.take()?;
         let rtt_sample = now.saturating_duration_since(sent_at).as_secs_f64();
         if self.sample_count < BOOTSTRAP_SAMPLES {
@@ -232,6 +259,34 @@ mod tests {
         assert!(bdp.on_data(100));
         bdp.on_ping_sent(t + Duration::from_secs(1));
         assert_eq!(bdp.on_ping_ack(BDP_PING_PAYLOAD, t), Some(200));
+    }
+
+    #[test]
+    fn after_a_cycle_that_does_not_grow_the_next_waits_for_a_window_of_bytes() {
+        let mut bdp = BdpEstimator::new(65_536);
+        let t = Instant::now();
+        // A small message: a cycle, no growth.
+        assert!(bdp.on_data(100));
+        bdp.on_ping_sent(t);
+        assert_eq!(
+            bdp.on_ping_ack(BDP_PING_PAYLOAD, t + Duration::from_millis(1)),
+            None
+        );
+        // Small messages no longer start a cycle each...
+        for _ in 0..655 {
+            assert!(!bdp.on_data(100));
+        }
+        // ...until 64 KiB have arrived; the frame after that starts one.
+        assert!(!bdp.on_data(100));
+        assert!(bdp.on_data(100));
+        // A cycle that grows the estimate lets the next start at once.
+        bdp.on_ping_sent(t);
+        assert!(!bdp.on_data(65_536));
+        assert_eq!(
+            bdp.on_ping_ack(BDP_PING_PAYLOAD, t + Duration::from_millis(1)),
+            Some(2 * 65_636)
+        );
+        assert!(bdp.on_data(1));
     }
 
     #[test]
