@@ -135,6 +135,96 @@ fn bidi_streams_in_order_with_large_messages() {
     assert_eq!(call.finish().0.code(), Code::Ok);
 }
 
+/// What a message callback saw: messages in order, then the end.
+type Seen = Arc<parking_lot::Mutex<(Vec<Bytes>, Option<Result<(), Status>>)>>;
+
+fn wait_for_end(seen: &Seen) -> (Vec<Bytes>, Result<(), Status>) {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        {
+            let s = seen.lock();
+            if let Some(end) = &s.1 {
+                return (s.0.clone(), end.clone());
+            }
+        }
+        assert!(Instant::now() < until, "the callback never saw the end");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_ping_pong_driven_from_the_message_callback_runs_to_a_clean_end() {
+    let server = server(100);
+    let channel = channel(&server);
+    let call = Arc::new(
+        channel
+            .streaming_raw("/t.S/Bidi", CallOptions::default())
+            .unwrap(),
+    );
+    let seen: Seen = Default::default();
+    let (sender, log) = (Arc::clone(&call), Arc::clone(&seen));
+    let mut next = 1u32;
+    call.on_message(move |result| {
+        let mut log = log.lock();
+        match result {
+            Ok(Some(message)) => {
+                log.0.push(message);
+                // Send the next one from the callback (the loop thread).
+                if next < 200 {
+                    sender.send(&next.to_be_bytes()).unwrap();
+                    next += 1;
+                } else {
+                    sender.close_send().unwrap();
+                }
+            }
+            Ok(None) => log.1 = Some(Ok(())),
+            Err(status) => log.1 = Some(Err(status)),
+        }
+    });
+    call.send(&0u32.to_be_bytes()).unwrap();
+    let (messages, end) = wait_for_end(&seen);
+    assert!(end.is_ok(), "{end:?}");
+    let expected: Vec<Bytes> = (0..200u32)
+        .map(|i| Bytes::copy_from_slice(&i.to_be_bytes()))
+        .collect();
+    assert_eq!(messages, expected);
+    // Messages went to the callback, not to recv.
+    assert_eq!(call.recv().unwrap(), None);
+}
+
+#[test]
+fn the_message_callback_gets_messages_that_arrived_before_it_and_a_failure_as_the_end() {
+    let server = server(100);
+    let channel = channel(&server);
+    let call = channel
+        .streaming_raw("/t.S/Bidi", CallOptions::default())
+        .unwrap();
+    for i in 0..3u8 {
+        call.send(&[i]).unwrap();
+    }
+    // Wait until all three answers are queued, unread.
+    call.headers().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let seen: Seen = Default::default();
+    let log = Arc::clone(&seen);
+    call.on_message(move |result| {
+        let mut log = log.lock();
+        match result {
+            Ok(Some(message)) => log.0.push(message),
+            Ok(None) => log.1 = Some(Ok(())),
+            Err(status) => log.1 = Some(Err(status)),
+        }
+    });
+    {
+        let s = seen.lock();
+        assert_eq!(s.0.len(), 3, "queued messages are delivered at once");
+    }
+    call.cancel();
+    let (messages, end) = wait_for_end(&seen);
+    assert_eq!(messages, [&[0u8][..], &[1], &[2]]);
+    assert_eq!(end.unwrap_err().code(), Code::Cancelled);
+}
+
 #[test]
 fn the_deadline_fails_the_call_with_deadline_exceeded() {
     let server = server(100);

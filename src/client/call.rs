@@ -26,6 +26,18 @@ use crate::runtime::ConnHandle;
 
 type Callback = Box<dyn FnOnce(&Status) + Send>;
 
+/// A streaming call's per-message callback: `Ok(Some(message))` per
+/// response, then once `Ok(None)` (clean end) or `Err(status)`.
+pub(crate) type MessageCallback = Box<dyn FnMut(Result<Option<Bytes>, Status>) + Send>;
+
+fn end_result(status: &Status) -> Result<Option<Bytes>, Status> {
+    if status.code() == Code::Ok {
+        Ok(None)
+    } else {
+        Err(status.clone())
+    }
+}
+
 #[derive(Default)]
 struct State {
     headers: Option<Metadata>,
@@ -38,6 +50,12 @@ struct State {
     ending: Option<Status>,
     trailers: Metadata,
     callback: Option<Callback>,
+    /// Messages go here instead of `messages` once set. Whoever takes it
+    /// out (to call it without the lock) puts it back, or delivers the end
+    /// if the call ended meanwhile.
+    on_message: Option<MessageCallback>,
+    /// The message callback is registered (it may be out being called).
+    message_mode: bool,
 }
 
 /// The shared state of one client call.
@@ -148,8 +166,9 @@ impl ClientCall {
             return n;
         };
         let mut failure = None;
-        let state = &mut *state;
-        if let Some(decoder) = state.decoder.as_mut() {
+        let mut ready = Vec::new();
+        let inner = &mut *state;
+        if let Some(decoder) = inner.decoder.as_mut() {
             decoder.push(data);
             loop {
                 match decoder.next() {
@@ -168,8 +187,12 @@ impl ClientCall {
                         } else {
                             message.payload
                         };
-                        state.messages.push_back((payload, wire));
-                        self.backlog.queued(wire);
+                        if inner.message_mode {
+                            ready.push(payload);
+                        } else {
+                            inner.messages.push_back((payload, wire));
+                            self.backlog.queued(wire);
+                        }
                     }
                     Ok(None) => break,
                     Err(grpc::MessageError::TooLarge { len, max }) => {
@@ -184,6 +207,15 @@ impl ClientCall {
                     }
                 }
             }
+        }
+        let callback = if ready.is_empty() {
+            None
+        } else {
+            inner.on_message.take()
+        };
+        drop(state);
+        if let Some(callback) = callback {
+            self.deliver_messages(callback, ready);
         }
         self.cond.notify_all();
         if let Some(status) = failure {
@@ -212,11 +244,55 @@ impl ClientCall {
         ));
     }
 
+    /// Calls `callback` with `messages` (without the lock), then puts it
+    /// back, or gives it the end if the call ended meanwhile.
+    fn deliver_messages(&self, mut callback: MessageCallback, messages: Vec<Bytes>) {
+        for message in messages {
+            callback(Ok(Some(message)));
+        }
+        let mut state = self.state.lock();
+        match state.ending.clone() {
+            Some(status) => {
+                drop(state);
+                callback(end_result(&status));
+            }
+            None => state.on_message = Some(callback),
+        }
+    }
+
+    /// Sends every later response message to `callback` instead of the
+    /// queue `recv` reads (messages already queued go first, from this
+    /// thread), and then the end.
+    pub(crate) fn set_on_message(&self, mut callback: MessageCallback) {
+        let mut state = self.state.lock();
+        loop {
+            if let Some((message, wire)) = state.messages.pop_front() {
+                drop(state);
+                let release = self.backlog.consumed(wire);
+                if release > 0 {
+                    let key = self.key;
+                    self.handle.with(|conn| conn.release_capacity(key, release));
+                }
+                callback(Ok(Some(message)));
+                state = self.state.lock();
+                continue;
+            }
+            if let Some(status) = state.ending.clone() {
+                drop(state);
+                callback(end_result(&status));
+                return;
+            }
+            state.message_mode = true;
+            state.on_message = Some(callback);
+            return;
+        }
+    }
+
     /// Ends the call with `status` (first one wins) and runs the callback.
     /// The completion callback runs before the status is published, so a
     /// waiter that returns has seen its callback done.
     pub(crate) fn complete(&self, status: Status) {
-        let (status, callback) = {
+        let (status, callback, on_message) = {
             let mut state = self.state.lock();
             if state.ending.is_some() {
                 return;
@@ -230,7 +306,10 @@ impl ClientCall {
                 status
             };
             state.ending = Some(status.clone());
-            (status, state.callback.take())
+            // A message callback that is out being called gets the end
+            // from whoever holds it (`deliver_messages`).
+            let on_message = state.on_message.take();
+            (status, state.callback.take(), on_message)
         };
         if let Some(inflight) = self.inflight.lock().take() {
             inflight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -238,9 +317,12 @@ impl ClientCall {
         if let Some(callback) = callback {
             callback(&status);
         }
-        self.state.lock().status = Some(status);
+        self.state.lock().status = Some(status.clone());
         self.quota.close();
         self.cond.notify_all();
+        if let Some(mut on_message) = on_message {
+            on_message(end_result(&status));
+        }
     }
 
     // --- from the application ----------------------------------------------

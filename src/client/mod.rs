@@ -445,6 +445,43 @@ impl StreamingCall {
         }
     }
 
+    /// Hands every response message to `callback` instead of [`recv`]
+    /// (messages already received go first, on this thread), then once the
+    /// end: `Ok(None)` after a clean end, `Err(status)` after a failure.
+    /// With it, one thread can keep many streams going, and a ping-pong
+    /// avoids a thread hand-off per message.
+    ///
+    /// The callback may run on the channel's event-loop thread: it must not
+    /// block. Sending from it (`send`, `close_send`) is fine while the
+    /// message fits the stream's write quota (64 KiB), as with
+    /// [`UnaryCall::on_complete`]. The call is committed (no more retries)
+    /// and [`recv`] returns nothing further: messages go to the callback.
+    ///
+    /// [`recv`]: StreamingCall::recv
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use mio_grpc::client::{CallOptions, Channel, ChannelOptions};
+    /// let channel = Channel::new("localhost:50051", ChannelOptions::default()).unwrap();
+    /// let call = Arc::new(channel.streaming_raw("/pkg.Svc/PingPong", CallOptions::default()).unwrap());
+    /// let sender = Arc::clone(&call);
+    /// let mut left = 10;
+    /// call.on_message(move |result| match result {
+    ///     Ok(Some(_reply)) if left > 0 => {
+    ///         left -= 1;
+    ///         let _ = sender.send(b"ping");
+    ///     }
+    ///     Ok(Some(_)) => { let _ = sender.close_send(); }
+    ///     Ok(None) => println!("done"),
+    ///     Err(status) => println!("failed: {status}"),
+    /// });
+    /// call.send(b"ping").unwrap();
+    /// ```
+    pub fn on_message(&self, callback: impl FnMut(Result<Option<Bytes>, Status>) + Send + 'static) {
+        self.commit();
+        self.current().set_on_message(Box::new(callback));
+    }
+
     /// The next response as a prost message.
     pub fn recv_msg<M: prost::Message + Default>(&self) -> Result<Option<M>, Status> {
         match self.recv()? {

@@ -1,9 +1,10 @@
-//! Our closed-loop benchmark client. Unary calls are kept in flight with
-//! completion handles: each call's completion callback (on the channel's
-//! event-loop thread) records its latency and starts the next call, so one
-//! thread holds any concurrency with no hand-off per call. Ping-pong
-//! streams use one thread each (the streaming API blocks). K connections
-//! are K channels, each connected before the warm-up starts.
+//! Our closed-loop benchmark client. Calls are kept in flight with
+//! callbacks on the channel's event-loop thread: a unary call's completion
+//! callback records its latency and starts the next call; a ping-pong
+//! stream's message callback records the round trip and sends the next
+//! request. One thread holds any concurrency with no hand-off per call; the
+//! main thread only takes the counter snapshots and restarts what failed.
+//! K connections are K channels, each connected before the warm-up.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -269,10 +270,28 @@ fn run_unary(
     for slot in 0..concurrency {
         unary.issue(slot);
     }
+    let (start, end) = drive(channels, window, &unary.outstanding, &rx, |slot| {
+        unary.issue(slot)
+    })?;
+    let histogram = std::mem::replace(&mut *unary.histogram.lock(), new_histogram());
+    Ok((histogram, unary.errors.load(Ordering::Relaxed), start, end))
+}
+
+/// The main thread's part of a run: counter snapshots at the window's
+/// edges, and restarting the slots the callbacks hand back (after a
+/// failure, paced by 1 ms so a dead server is not hammered) until every
+/// slot has finished after the window.
+fn drive(
+    channels: &[Channel],
+    window: Window,
+    outstanding: &AtomicUsize,
+    handoff: &Receiver<usize>,
+    restart: impl Fn(usize),
+) -> Result<(Snapshot, Snapshot), String> {
     let mut start = None;
     let mut end = None;
     let drain_limit = window.end + Duration::from_secs(30);
-    while unary.outstanding.load(Ordering::Acquire) > 0 {
+    while outstanding.load(Ordering::Acquire) > 0 {
         let now = Instant::now();
         if start.is_none() && now >= window.start {
             start = Some(Snapshot::take(channels, true));
@@ -283,7 +302,7 @@ fn run_unary(
         if now >= drain_limit {
             return Err(format!(
                 "{} calls still outstanding 30 s after the window closed",
-                unary.outstanding.load(Ordering::Acquire)
+                outstanding.load(Ordering::Acquire)
             ));
         }
         let next_edge = if start.is_none() {
@@ -293,16 +312,14 @@ fn run_unary(
         } else {
             drain_limit
         };
-        match rx.recv_timeout(next_edge.saturating_duration_since(now)) {
+        match handoff.recv_timeout(next_edge.saturating_duration_since(now)) {
             Ok(usize::MAX) | Err(_) => {}
             Ok(slot) => {
-                // A failed call: pause a little so a dead server is not
-                // hammered, then go again.
                 std::thread::sleep(Duration::from_millis(1));
                 if Instant::now() < window.end {
-                    unary.issue(slot);
+                    restart(slot);
                 } else {
-                    unary.outstanding.fetch_sub(1, Ordering::AcqRel);
+                    outstanding.fetch_sub(1, Ordering::AcqRel);
                 }
             }
         }
@@ -311,8 +328,81 @@ fn run_unary(
     let end = end
         .unwrap_or_else(|| Snapshot::take(channels, false))
         .finish(channels);
-    let histogram = std::mem::replace(&mut *unary.histogram.lock(), new_histogram());
-    Ok((histogram, unary.errors.load(Ordering::Relaxed), start, end))
+    Ok((start, end))
+}
+
+/// The state the ping-pong callbacks share.
+struct Streams {
+    channels: Vec<Channel>,
+    request: Bytes,
+    resp_size: usize,
+    window: Window,
+    histogram: Mutex<Histogram<u64>>,
+    errors: AtomicU64,
+    outstanding: AtomicUsize,
+    /// Slots whose stream ended early, for the main thread to reopen, and
+    /// `usize::MAX` when one has finished for good.
+    handoff: Sender<usize>,
+}
+
+impl Streams {
+    /// Opens the ping-pong stream of `slot` and sends its first request;
+    /// each response's callback records it and sends the next.
+    fn open(self: &Arc<Self>, slot: usize) {
+        let channel = &self.channels[slot % self.channels.len()];
+        let call = match channel.streaming_raw(STREAMING, CallOptions::default()) {
+            Ok(call) => Arc::new(call),
+            Err(_) => return self.ended(slot, false),
+        };
+        let me = Arc::clone(self);
+        let sender = Arc::clone(&call);
+        // The first request leaves right after registration; the callback
+        // holds the call (and so keeps it open) until its end.
+        let mut start = Instant::now();
+        call.on_message(move |result| match result {
+            Ok(Some(reply)) => {
+                let end = Instant::now();
+                let ok = reply_ok(&reply, me.resp_size);
+                if me.window.contains(end) {
+                    if ok {
+                        record(&mut me.histogram.lock(), end - start);
+                    } else {
+                        me.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if !ok {
+                    sender.cancel();
+                } else if end >= me.window.end {
+                    let _ = sender.close_send();
+                } else {
+                    start = Instant::now();
+                    if sender.send(&me.request).is_err() {
+                        sender.cancel();
+                    }
+                }
+            }
+            Ok(None) => me.ended(slot, false),
+            Err(_) => me.ended(slot, true),
+        });
+        if call.send(&self.request).is_err() {
+            call.cancel();
+        }
+    }
+
+    /// The stream of `slot` ended: reopened by the main thread while the
+    /// window lasts, else done.
+    fn ended(&self, slot: usize, failed: bool) {
+        let now = Instant::now();
+        if now >= self.window.end {
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+            let _ = self.handoff.send(usize::MAX);
+        } else {
+            if failed && self.window.contains(now) {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = self.handoff.send(slot);
+        }
+    }
 }
 
 fn run_streaming(
@@ -321,70 +411,31 @@ fn run_streaming(
     request: Bytes,
     window: Window,
 ) -> Result<Outcome, String> {
-    let resp_size = args.resp_size as usize;
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut threads = Vec::new();
-    for i in 0..args.concurrency as usize {
-        let channel = channels[i % channels.len()].clone();
-        let request = request.clone();
-        let errors = errors.clone();
-        threads.push(std::thread::spawn(move || {
-            let mut histogram = new_histogram();
-            // A stream that fails is reopened until the window ends.
-            while Instant::now() < window.end {
-                let call = match channel.streaming_raw(STREAMING, CallOptions::default()) {
-                    Ok(call) => call,
-                    Err(_) => {
-                        if window.contains(Instant::now()) {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                        continue;
-                    }
-                };
-                loop {
-                    let start = Instant::now();
-                    if start >= window.end {
-                        let _ = call.close_send();
-                        let _ = call.finish();
-                        break;
-                    }
-                    let reply = call.send(&request).and_then(|()| call.recv());
-                    let end = Instant::now();
-                    let ok = matches!(&reply, Ok(Some(r)) if reply_ok(r, resp_size));
-                    if window.contains(end) {
-                        if ok {
-                            record(&mut histogram, end - start);
-                        } else {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    if !ok {
-                        call.cancel();
-                        std::thread::sleep(Duration::from_millis(1));
-                        break;
-                    }
-                }
-            }
-            histogram
-        }));
+    let (tx, rx): (Sender<usize>, Receiver<usize>) = crossbeam_channel::unbounded();
+    let concurrency = args.concurrency as usize;
+    let streams = Arc::new(Streams {
+        channels: channels.to_vec(),
+        request,
+        resp_size: args.resp_size as usize,
+        window,
+        histogram: Mutex::new(new_histogram()),
+        errors: AtomicU64::new(0),
+        outstanding: AtomicUsize::new(concurrency),
+        handoff: tx,
+    });
+    for slot in 0..concurrency {
+        streams.open(slot);
     }
-    let now = Instant::now();
-    std::thread::sleep(window.start.saturating_duration_since(now));
-    let start = Snapshot::take(channels, true);
-    std::thread::sleep(window.end.saturating_duration_since(Instant::now()));
-    let end = Snapshot::take(channels, false);
-    let mut histogram = new_histogram();
-    for thread in threads {
-        let h = thread
-            .join()
-            .map_err(|_| "a streaming thread panicked".to_string())?;
-        histogram
-            .add(&h)
-            .map_err(|e| format!("merging histograms: {e}"))?;
-    }
-    let end = end.finish(channels);
-    Ok((histogram, errors.load(Ordering::Relaxed), start, end))
+    let (start, end) = drive(channels, window, &streams.outstanding, &rx, |slot| {
+        streams.open(slot)
+    })?;
+    let histogram = std::mem::replace(&mut *streams.histogram.lock(), new_histogram());
+    Ok((
+        histogram,
+        streams.errors.load(Ordering::Relaxed),
+        start,
+        end,
+    ))
 }
 
 #[cfg(test)]
