@@ -248,6 +248,38 @@ impl ControlBuffer {
         n
     }
 
+    /// The consumer is at work and will drain the buffer before it waits
+    /// again: puts until then need not wake it. Call it before running code
+    /// that may put (e.g. the application's callbacks on the loop thread),
+    /// and drain after; the drain that finds the buffer empty marks the
+    /// consumer waiting again.
+    ///
+    /// ```
+    /// use std::collections::VecDeque;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use loopy::{ControlBuffer, Item, Wake};
+    ///
+    /// struct Count(AtomicUsize);
+    /// impl Wake for Count {
+    ///     fn wake(&self) { self.0.fetch_add(1, Ordering::Relaxed); }
+    /// }
+    /// let wakes = Arc::new(Count(AtomicUsize::new(0)));
+    /// let buffer = ControlBuffer::new(wakes.clone());
+    /// let mut out = VecDeque::new();
+    /// buffer.drain_into(&mut out); // empty: the consumer waits
+    /// buffer.consumer_busy(); // ...but is about to run callbacks
+    /// buffer.put(Item::SettingsAck).unwrap();
+    /// assert_eq!(wakes.0.load(Ordering::Relaxed), 0);
+    /// assert_eq!(buffer.drain_into(&mut out), 1);
+    /// buffer.drain_into(&mut out); // empty again: waiting
+    /// buffer.put(Item::SettingsAck).unwrap();
+    /// assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn consumer_busy(&self) {
+        self.inner.lock().consumer_waiting = false;
+    }
+
     /// True when the connection may read more from the peer: fewer
     /// transport responses are queued than the flood limit.
     pub fn wants_read(&self) -> bool {

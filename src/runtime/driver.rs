@@ -159,15 +159,20 @@ impl Core {
         budget: usize,
     ) {
         let now = Instant::now();
+        // Whatever the connection or the callbacks put from here on is
+        // written by the flushes below: no wake-up of this loop for it.
+        self.conn.buffer().consumer_busy();
         if readable || self.read_pending {
             self.read(scratch, now);
         }
-        // Events, then output; output may lift a read throttle, so go again.
-        for _ in 0..4 {
+        // Events, then output (each delivery ends with a flush); the
+        // output's own events; output may lift a read throttle, so go
+        // again. Every round ends with a flush, so nothing put while busy
+        // is left behind.
+        for round in 0..4 {
             self.deliver_flushing(now, budget);
-            self.flush(now, budget);
             self.deliver_flushing(now, budget);
-            if self.read_pending && self.conn.wants_read() && !self.closed {
+            if round < 3 && self.read_pending && self.conn.wants_read() && !self.closed {
                 self.read(scratch, now);
             } else {
                 break;
@@ -262,9 +267,14 @@ impl Core {
     /// peer starts on the first answers of a burst while the rest are made
     /// (without it, a burst of small calls read in one go leaves in one
     /// write and both ends take turns instead of working at once).
+    ///
+    /// The buffer is marked busy first: what the callbacks put is written
+    /// by the flush that ends this call, so their puts need not wake this
+    /// very loop again.
     fn deliver_flushing(&mut self, now: Instant, budget: usize) {
         let mut delivered = 0usize;
         let mut socket_full = false;
+        self.conn.buffer().consumer_busy();
         while let Some(event) = self.conn.poll_event() {
             if let Some(session) = self.session.as_mut() {
                 session.on_event(&mut self.conn, event);
@@ -274,6 +284,8 @@ impl Core {
                 socket_full = self.flush(now, budget);
             }
         }
+        // Always drain after being busy, so no put is left without a wake.
+        self.flush(now, budget);
     }
 
     fn deliver(&mut self) {
