@@ -340,17 +340,22 @@ impl ClientCall {
                 self.max_send
             )));
         }
-        let (compressed, body) = match self.send_encoding {
-            Encoding::Identity => (false, Bytes::copy_from_slice(payload)),
-            e => (
-                true,
-                grpc::compress(e, payload)
-                    .map_err(|e| Status::internal(format!("compression failed: {e}")))?,
-            ),
+        // One buffer: the 5-octet prefix and the (possibly compressed) body.
+        let compressed;
+        let body: &[u8] = match self.send_encoding {
+            Encoding::Identity => payload,
+            e => {
+                compressed = grpc::compress(e, payload)
+                    .map_err(|e| Status::internal(format!("compression failed: {e}")))?;
+                &compressed
+            }
         };
         let mut framed = BytesMut::with_capacity(5 + body.len());
-        framed.extend_from_slice(&grpc::message_prefix(body.len(), compressed));
-        framed.extend_from_slice(&body);
+        framed.extend_from_slice(&grpc::message_prefix(
+            body.len(),
+            self.send_encoding != Encoding::Identity,
+        ));
+        framed.extend_from_slice(body);
         if let Err(e) = self.quota.acquire(framed.len(), deadline) {
             return Err(self.status().unwrap_or_else(|| match e {
                 loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),

@@ -153,6 +153,10 @@ pub(super) struct Config {
 pub(crate) struct Inner {
     pub(super) target: Target,
     pub(super) authority: String,
+    /// `:authority` and `user-agent` as header values, made once: each
+    /// call's HEADERS takes a reference, not a copy.
+    authority_value: Bytes,
+    user_agent_value: Bytes,
     pub(super) options: ChannelOptions,
     pub(super) runtime: Mutex<Option<Arc<Runtime>>>,
     pub(super) deadlines: Arc<Deadlines>,
@@ -245,8 +249,12 @@ impl Channel {
             .resolvers
             .resolver_for(&target)
             .map_or(Duration::from_secs(30), |r| r.min_interval());
+        let authority_value = Bytes::copy_from_slice(target.authority().as_bytes());
+        let user_agent_value = Bytes::copy_from_slice(options.user_agent.as_bytes());
         let inner = Arc::new(Inner {
             authority: target.authority(),
+            authority_value,
+            user_agent_value,
             target,
             config: Mutex::new(Arc::new(Config::new(parsed))),
             keepalive_time: Mutex::new(options.conn.client_keepalive.time),
@@ -599,10 +607,10 @@ impl Inner {
             HeaderField::new(":method", "POST"),
             HeaderField::new(":scheme", "http"),
             HeaderField::new(":path", method.to_string()),
-            HeaderField::new(":authority", self.authority.clone()),
+            HeaderField::new(":authority", self.authority_value.clone()),
             HeaderField::new("content-type", "application/grpc"),
             HeaderField::new("te", "trailers"),
-            HeaderField::new("user-agent", self.options.user_agent.clone()),
+            HeaderField::new("user-agent", self.user_agent_value.clone()),
             HeaderField::new("grpc-accept-encoding", grpc::accept_encoding_header()),
         ];
         if let Some(deadline) = deadline {

@@ -148,13 +148,16 @@ impl CallShared {
 
     /// The length-prefixed (and, if negotiated, compressed) message.
     fn frame(&self, payload: &[u8]) -> Result<Bytes, Status> {
-        let (compressed, body) = match self.message_encoding() {
-            Encoding::Identity => (false, Bytes::copy_from_slice(payload)),
+        // Compressed bodies are made apart; a plain one is copied once,
+        // straight after its prefix.
+        let compressed_body;
+        let (compressed, body): (bool, &[u8]) = match self.message_encoding() {
+            Encoding::Identity => (false, payload),
             encoding => {
-                let body = grpc::compress(encoding, payload).map_err(|e| {
+                compressed_body = grpc::compress(encoding, payload).map_err(|e| {
                     Status::internal(format!("failed to compress the message: {e}"))
                 })?;
-                (true, body)
+                (true, &compressed_body)
             }
         };
         if body.len() > grpc::message::MAX_WIRE_LEN {
@@ -165,7 +168,7 @@ impl CallShared {
         }
         let mut framed = BytesMut::with_capacity(5 + body.len());
         framed.extend_from_slice(&grpc::message_prefix(body.len(), compressed));
-        framed.extend_from_slice(&body);
+        framed.extend_from_slice(body);
         Ok(framed.freeze())
     }
 
