@@ -260,6 +260,16 @@ impl ClientCall {
         }
     }
 
+    /// The application took a queued message of `wire` bytes: reopen the
+    /// window withheld for it, if any (not from the loop thread).
+    fn consumed(&self, wire: usize) {
+        let release = self.backlog.consumed(wire);
+        if release > 0 {
+            let key = self.key;
+            self.handle.with(|conn| conn.release_capacity(key, release));
+        }
+    }
+
     /// Sends every later response message to `callback` instead of the
     /// queue `recv` reads (messages already queued go first, from this
     /// thread), and then the end.
@@ -268,11 +278,7 @@ impl ClientCall {
         loop {
             if let Some((message, wire)) = state.messages.pop_front() {
                 drop(state);
-                let release = self.backlog.consumed(wire);
-                if release > 0 {
-                    let key = self.key;
-                    self.handle.with(|conn| conn.release_capacity(key, release));
-                }
+                self.consumed(wire);
                 callback(Ok(Some(message)));
                 state = self.state.lock();
                 continue;
@@ -392,11 +398,7 @@ impl ClientCall {
         loop {
             if let Some((message, wire)) = state.messages.pop_front() {
                 drop(state);
-                let release = self.backlog.consumed(wire);
-                if release > 0 {
-                    let key = self.key;
-                    self.handle.with(|conn| conn.release_capacity(key, release));
-                }
+                self.consumed(wire);
                 return Ok(Some(message));
             }
             if let Some(status) = &state.status {

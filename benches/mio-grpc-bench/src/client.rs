@@ -173,11 +173,12 @@ pub fn run(args: &ClientArgs) -> Result<Report, String> {
         start: begin + args.warmup,
         end: begin + args.warmup + args.duration,
     };
-    let (histogram, errors, start, end) = if args.rpc == "streaming" {
-        run_streaming(&channels, args, request, window)?
+    let issue: fn(&Arc<Load>, usize) = if args.rpc == "streaming" {
+        Load::open
     } else {
-        run_unary(&channels, args, request, window)?
+        Load::issue
     };
+    let (histogram, errors, start, end) = run_load(&channels, args, request, window, issue)?;
     let mut report = Report::from_histogram(&spec, &histogram, errors, args.duration);
     report.per_call = per_call(&start, &end, report.count);
     for channel in &channels {
@@ -200,8 +201,8 @@ impl Window {
 
 type Outcome = (Histogram<u64>, u64, Snapshot, Snapshot);
 
-/// The state the unary callbacks share.
-struct Unary {
+/// The state a run's callbacks share (unary calls or ping-pong streams).
+struct Load {
     channels: Vec<Channel>,
     request: Bytes,
     resp_size: usize,
@@ -210,11 +211,14 @@ struct Unary {
     errors: AtomicU64,
     outstanding: AtomicUsize,
     /// Slots for the main thread to restart (after a failure, or when
-    /// callbacks nest too deep), and `usize::MAX` when one has drained.
+    /// callbacks nest too deep), and `usize::MAX` when one has finished
+    /// for good.
     handoff: Sender<usize>,
 }
 
-impl Unary {
+/// Unary calls: each completion records its latency and starts the next.
+impl Load {
+    /// Starts the unary call of `slot`.
     fn issue(self: &Arc<Self>, slot: usize) {
         let start = Instant::now();
         let channel = &self.channels[slot % self.channels.len()];
@@ -249,15 +253,18 @@ impl Unary {
     }
 }
 
-fn run_unary(
+/// Runs `args.concurrency` slots of `kind` (`issue` starts or restarts
+/// one) until the window has closed and every slot has finished.
+fn run_load(
     channels: &[Channel],
     args: &ClientArgs,
     request: Bytes,
     window: Window,
+    issue: fn(&Arc<Load>, usize),
 ) -> Result<Outcome, String> {
     let (tx, rx): (Sender<usize>, Receiver<usize>) = crossbeam_channel::unbounded();
     let concurrency = args.concurrency as usize;
-    let unary = Arc::new(Unary {
+    let load = Arc::new(Load {
         channels: channels.to_vec(),
         request,
         resp_size: args.resp_size as usize,
@@ -268,13 +275,13 @@ fn run_unary(
         handoff: tx,
     });
     for slot in 0..concurrency {
-        unary.issue(slot);
+        issue(&load, slot);
     }
-    let (start, end) = drive(channels, window, &unary.outstanding, &rx, |slot| {
-        unary.issue(slot)
+    let (start, end) = drive(channels, window, &load.outstanding, &rx, |slot| {
+        issue(&load, slot)
     })?;
-    let histogram = std::mem::replace(&mut *unary.histogram.lock(), new_histogram());
-    Ok((histogram, unary.errors.load(Ordering::Relaxed), start, end))
+    let histogram = std::mem::replace(&mut *load.histogram.lock(), new_histogram());
+    Ok((histogram, load.errors.load(Ordering::Relaxed), start, end))
 }
 
 /// The main thread's part of a run: counter snapshots at the window's
@@ -331,21 +338,9 @@ fn drive(
     Ok((start, end))
 }
 
-/// The state the ping-pong callbacks share.
-struct Streams {
-    channels: Vec<Channel>,
-    request: Bytes,
-    resp_size: usize,
-    window: Window,
-    histogram: Mutex<Histogram<u64>>,
-    errors: AtomicU64,
-    outstanding: AtomicUsize,
-    /// Slots whose stream ended early, for the main thread to reopen, and
-    /// `usize::MAX` when one has finished for good.
-    handoff: Sender<usize>,
-}
-
-impl Streams {
+/// Ping-pong streams: each response records the round trip and sends the
+/// next request.
+impl Load {
     /// Opens the ping-pong stream of `slot` and sends its first request;
     /// each response's callback records it and sends the next.
     fn open(self: &Arc<Self>, slot: usize) {
@@ -403,39 +398,6 @@ impl Streams {
             let _ = self.handoff.send(slot);
         }
     }
-}
-
-fn run_streaming(
-    channels: &[Channel],
-    args: &ClientArgs,
-    request: Bytes,
-    window: Window,
-) -> Result<Outcome, String> {
-    let (tx, rx): (Sender<usize>, Receiver<usize>) = crossbeam_channel::unbounded();
-    let concurrency = args.concurrency as usize;
-    let streams = Arc::new(Streams {
-        channels: channels.to_vec(),
-        request,
-        resp_size: args.resp_size as usize,
-        window,
-        histogram: Mutex::new(new_histogram()),
-        errors: AtomicU64::new(0),
-        outstanding: AtomicUsize::new(concurrency),
-        handoff: tx,
-    });
-    for slot in 0..concurrency {
-        streams.open(slot);
-    }
-    let (start, end) = drive(channels, window, &streams.outstanding, &rx, |slot| {
-        streams.open(slot)
-    })?;
-    let histogram = std::mem::replace(&mut *streams.histogram.lock(), new_histogram());
-    Ok((
-        histogram,
-        streams.errors.load(Ordering::Relaxed),
-        start,
-        end,
-    ))
 }
 
 #[cfg(test)]
