@@ -166,7 +166,10 @@ impl ClientCall {
             return n;
         };
         let mut failure = None;
-        let mut ready = Vec::new();
+        // Messages for the callback: the usual one frame = one message needs
+        // no allocation; more spill into `more`.
+        let mut first: Option<Bytes> = None;
+        let mut more = Vec::new();
         let inner = &mut *state;
         if let Some(decoder) = inner.decoder.as_mut() {
             decoder.push(data);
@@ -188,7 +191,10 @@ impl ClientCall {
                             message.payload
                         };
                         if inner.message_mode {
-                            ready.push(payload);
+                            match first {
+                                None => first = Some(payload),
+                                Some(_) => more.push(payload),
+                            }
                         } else {
                             inner.messages.push_back((payload, wire));
                             self.backlog.queued(wire);
@@ -208,14 +214,13 @@ impl ClientCall {
                 }
             }
         }
-        let callback = if ready.is_empty() {
-            None
-        } else {
-            inner.on_message.take()
+        let callback = match first {
+            Some(_) => inner.on_message.take(),
+            None => None,
         };
         drop(state);
         if let Some(callback) = callback {
-            self.deliver_messages(callback, ready);
+            self.deliver_messages(callback, first.into_iter().chain(more));
         }
         self.cond.notify_all();
         if let Some(status) = failure {
@@ -246,7 +251,11 @@ impl ClientCall {
 
     /// Calls `callback` with `messages` (without the lock), then puts it
     /// back, or gives it the end if the call ended meanwhile.
-    fn deliver_messages(&self, mut callback: MessageCallback, messages: Vec<Bytes>) {
+    fn deliver_messages(
+        &self,
+        mut callback: MessageCallback,
+        messages: impl IntoIterator<Item = Bytes>,
+    ) {
         for message in messages {
             callback(Ok(Some(message)));
         }

@@ -6,7 +6,6 @@
 //! JSON lines written to `target/bench/`.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mio_grpc_bench::args::{Args, ClientArgs};
 use mio_grpc_bench::report::Report;
-use mio_grpc_bench::spawn::{can_pin, command, free_port, run_client, ServerProcess};
+use mio_grpc_bench::spawn::{can_pin, command, run_client, ServerProcess};
 use mio_grpc_bench::svg::{percentile_plot, Series};
 use mio_grpc_bench::table::Table;
 use parking_lot::Mutex;
@@ -176,23 +175,14 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     // The floor, in the same run.
     let mut floors: Vec<(u32, Result<Report, String>)> = Vec::new();
     {
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let _server = ServerProcess::start(
-            command(
-                server_cpu,
-                &exe,
-                &["tcp-server".into(), "--port".into(), port.to_string()],
-            ),
-            addr,
-        )
-        .map_err(|e| format!("starting the TCP echo server: {e}"))?;
+        let server = ServerProcess::launch(server_cpu, &exe, &["tcp-server"])
+            .map_err(|e| format!("starting the TCP echo server: {e}"))?;
         for (i, size) in SIZES.into_iter().enumerate() {
             progress.set(format!("[{}/{runs}] TCP floor {}", i + 1, size_label(size)));
             let args = vec![
                 "tcp-client".into(),
                 "--target".into(),
-                addr.to_string(),
+                server.addr.to_string(),
                 "--size".into(),
                 size.max(1).to_string(),
                 "--duration".into(),
@@ -209,22 +199,8 @@ pub fn run(rest: &[String]) -> Result<(), String> {
 
     let mut results: Vec<(&Scenario, Result<Report, String>)> = Vec::new();
     {
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let _server = ServerProcess::start(
-            command(
-                server_cpu,
-                &exe,
-                &[
-                    "server".into(),
-                    "--port".into(),
-                    port.to_string(),
-                    "--inline".into(),
-                ],
-            ),
-            addr,
-        )
-        .map_err(|e| format!("starting the bench server: {e}"))?;
+        let server = ServerProcess::launch(server_cpu, &exe, &["server", "--inline"])
+            .map_err(|e| format!("starting the bench server: {e}"))?;
         for (i, s) in all.iter().enumerate() {
             progress.set(format!(
                 "[{}/{runs}] {} {} ({}, concurrency {})",
@@ -235,7 +211,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
                 s.concurrency
             ));
             let client = ClientArgs {
-                target: addr.to_string(),
+                target: server.addr.to_string(),
                 rpc: s.rpc.into(),
                 concurrency: s.concurrency,
                 connections: 1,

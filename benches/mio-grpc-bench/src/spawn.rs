@@ -79,6 +79,24 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Starts `program args… --port P` on a free port P, pinned to `cpu`
+    /// when set, and waits for it to listen on 127.0.0.1:P.
+    ///
+    /// ```no_run
+    /// use mio_grpc_bench::spawn::ServerProcess;
+    /// let server = ServerProcess::launch(None, "mio-grpc-bench", &["server", "--inline"]).unwrap();
+    /// println!("listening on {}", server.addr);
+    /// ```
+    pub fn launch(cpu: Option<usize>, program: &str, args: &[&str]) -> io::Result<ServerProcess> {
+        let port = free_port()?;
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--port".to_string(), port.to_string()]);
+        ServerProcess::start(
+            command(cpu, program, &args),
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+    }
+
     /// Starts `cmd` (its stdout and stderr go to /dev/null) and waits for
     /// it to listen on `addr`.
     pub fn start(mut cmd: Command, addr: SocketAddr) -> io::Result<ServerProcess> {

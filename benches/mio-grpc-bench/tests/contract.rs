@@ -11,10 +11,7 @@ use mio_grpc_bench::spawn::{free_port, run_client, ServerProcess};
 const EXE: &str = env!("CARGO_BIN_EXE_mio-grpc-bench");
 
 fn server(args: &[&str]) -> ServerProcess {
-    let port = free_port().unwrap();
-    let mut cmd = Command::new(EXE);
-    cmd.args(args).arg("--port").arg(port.to_string());
-    ServerProcess::start(cmd, SocketAddr::from(([127, 0, 0, 1], port))).unwrap()
+    ServerProcess::launch(None, EXE, args).unwrap()
 }
 
 fn client(addr: SocketAddr, rpc: &str, concurrency: u32, size: u32) -> Report {

@@ -10,14 +10,13 @@
 //! than making each of them wait for it. The medians and the table are
 //! [`crate::summary`]'s.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use mio_grpc_bench::args::{ArgError, Args, ClientArgs};
 use mio_grpc_bench::report::Report;
-use mio_grpc_bench::spawn::{can_pin, command, free_port, run_client, ServerProcess};
+use mio_grpc_bench::spawn::{can_pin, command, run_client, ServerProcess};
 
 use crate::summary::{table, Row};
 
@@ -142,15 +141,11 @@ fn run_once(
     let program = binary
         .to_str()
         .ok_or_else(|| RunError::Server(format!("{} is not UTF-8", binary.display())))?;
-    let port = free_port().map_err(|e| RunError::Server(format!("no free port: {e}")))?;
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut server_args = vec!["server".to_string(), "--port".into(), port.to_string()];
-    server_args.extend(server_flags.iter().map(|f| f.to_string()));
-    let server = ServerProcess::start(
-        command(pin.then_some(SERVER_CPU), program, &server_args),
-        addr,
-    )
-    .map_err(|e| RunError::Server(e.to_string()))?;
+    let mut server_args = vec!["server"];
+    server_args.extend_from_slice(server_flags);
+    let server = ServerProcess::launch(pin.then_some(SERVER_CPU), program, &server_args)
+        .map_err(|e| RunError::Server(e.to_string()))?;
+    let addr = server.addr;
     let client = ClientArgs {
         target: addr.to_string(),
         rpc: scenario.rpc.into(),
