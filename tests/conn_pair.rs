@@ -1421,14 +1421,14 @@ fn rapid_reset_past_the_limit_gets_enhance_your_calm() {
         [goaway_debug(
             401,
             Reason::ENHANCE_YOUR_CALM,
-            b"too many streams reset by the peer"
+            b"peer_resets: too many streams reset by the peer"
         )]
     );
     assert_eq!(
         raw.take_events().last(),
         Some(&local_error(
             Reason::ENHANCE_YOUR_CALM,
-            "too many streams reset by the peer"
+            "peer_resets: too many streams reset by the peer"
         ))
     );
     assert_eq!(raw.conn.stats().abuse_breaches, 1);

@@ -240,11 +240,14 @@ fn sec5_1_closed_data_after_end_stream_is_stream_closed() {
 }
 
 #[test]
-fn sec5_1_closed_headers_after_end_stream_is_an_error() {
+fn sec5_1_closed_headers_after_end_stream_is_a_connection_error_stream_closed() {
+    // h2spec http2/5.1 #12: "An endpoint that receives any frames after
+    // receiving a frame with the END_STREAM flag set MUST treat that as a
+    // connection error of type STREAM_CLOSED."
     let (_server, mut peer) = connected();
     closed_stream_1(&mut peer);
     peer.send(frames::headers(1).request("GET", "/").eos());
-    expect_closed_stream_error(&mut peer, 1);
+    peer.expect_goaway(Reason::STREAM_CLOSED);
 }
 
 #[test]

@@ -93,9 +93,30 @@ pub struct RateLimit {
 /// GOAWAY ENHANCE_YOUR_CALM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AbuseLimits {
-    /// Streams the peer resets before we finished them (rapid reset,
-    /// CVE-2023-44487). Default 200 per 10 s.
+    /// Streams reset before they did any work (rapid reset,
+    /// CVE-2023-44487, and its "MadeYouReset" variant, CVE-2025-8671).
+    /// Counted: a stream the peer resets within [`rapid_reset_age`] of
+    /// opening it and before we finished it, and every stream we reset
+    /// because of the peer's own fault (a stream error). Each stream that
+    /// completes normally takes one back, so a busy connection with
+    /// occasional early cancels never trips it, and honest deadlines
+    /// (resets after the stream ran for a while) never count.
+    /// Default 200 per 10 s.
+    ///
+    /// [`rapid_reset_age`]: AbuseLimits::rapid_reset_age
     pub peer_resets: RateLimit,
+    /// A peer reset of a stream younger than this counts toward
+    /// [`peer_resets`](AbuseLimits::peer_resets). Default 1 ms: an attack
+    /// resets in the same read as it opens; a deadline or a user's cancel
+    /// comes after the call has been running.
+    pub rapid_reset_age: Duration,
+    /// Frames that cause no work for the application, or that we have to
+    /// refuse: PRIORITY, unknown frame types, late frames on closed streams
+    /// beyond the two each may get in a race, streams refused (over
+    /// MAX_CONCURRENT_STREAMS, malformed, after our GOAWAY), and every
+    /// stream error of the peer's making. Past it: GOAWAY
+    /// ENHANCE_YOUR_CALM "wasted_frames". Default 1,000 per 10 s.
+    pub wasted_frames: RateLimit,
     /// DATA frames with no payload and no END_STREAM, and other frames
     /// that carry nothing (CVE-2019-9518). Default 1,000 per 10 s.
     pub empty_frames: RateLimit,
@@ -125,6 +146,8 @@ impl Default for AbuseLimits {
         };
         AbuseLimits {
             peer_resets: per_10s(200),
+            rapid_reset_age: Duration::from_millis(1),
+            wasted_frames: per_10s(1_000),
             empty_frames: per_10s(1_000),
             settings: per_10s(100),
             pings: per_10s(1_000),

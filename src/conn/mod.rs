@@ -26,6 +26,8 @@
 
 mod config;
 mod event;
+mod limits;
+mod recent;
 mod recv;
 mod state;
 mod stats;
@@ -51,6 +53,7 @@ use loopy::{
     StreamRecvWindow, Wake, Writer, Written,
 };
 
+use recent::RecentStreams;
 use timer::{TimerTable, WindowCounter};
 use validate::ContentLength;
 
@@ -62,8 +65,6 @@ const DRAIN_PING: [u8; 8] = [1, 6, 1, 8, 0, 3, 3, 9];
 const MAX_PING_STRIKES: u32 = 2;
 /// grpc-go: without streams, a ping is expected no more often than this.
 const IDLE_PING_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
-/// Streams we reset whose late frames are ignored (RFC 9113 §5.1 closed).
-const RECENT_RESETS: usize = 256;
 
 /// The receive side of one stored stream.
 #[derive(Debug)]
@@ -74,6 +75,9 @@ struct StreamRecord {
     content_length: ContentLength,
     /// Client: the final (non-1xx) response head has arrived.
     response_seen: bool,
+    /// When the stream opened (the age of a reset, for the rapid-reset
+    /// count).
+    opened_at: Instant,
     /// Server: the write quota the writer replenishes for this stream.
     quota: Option<Arc<loopy::WriteQuota>>,
 }
@@ -127,11 +131,12 @@ pub struct Connection {
     max_peer_stream: StreamId,
     /// Peer-opened streams counted against our MAX_CONCURRENT_STREAMS.
     peer_streams: u32,
-    recent_resets: VecDeque<StreamId>,
+    /// Streams we reset: their late frames are ignored (§5.1 closed).
+    recent_resets: RecentStreams,
     /// Streams to reset once our END_STREAM on them is written.
     reset_after_end: HashMap<StreamKey, Reason>,
     /// Streams that closed normally, recently (for §5.1 vs §5.1.1 answers).
-    recent_closed: VecDeque<StreamId>,
+    recent_closed: RecentStreams,
     inbound: InboundFlow,
     settings_pending: VecDeque<Settings>,
     /// The client magic (client) and our first SETTINGS, not yet sent.
@@ -149,6 +154,7 @@ pub struct Connection {
     /// a BDP sample, not counted against `limits.pings`).
     sent_since_ping: bool,
     resets: WindowCounter,
+    wasted: WindowCounter,
     empty_frames: WindowCounter,
     settings_count: WindowCounter,
     pings: WindowCounter,
@@ -209,9 +215,9 @@ impl Connection {
             key_ids: HashMap::new(),
             max_peer_stream: StreamId::ZERO,
             peer_streams: 0,
-            recent_resets: VecDeque::new(),
+            recent_resets: RecentStreams::default(),
             reset_after_end: HashMap::new(),
-            recent_closed: VecDeque::new(),
+            recent_closed: RecentStreams::default(),
             inbound,
             settings_pending: VecDeque::new(),
             preface: None,
@@ -226,6 +232,7 @@ impl Connection {
             reset_ping_strikes: false,
             sent_since_ping: false,
             resets: WindowCounter::default(),
+            wasted: WindowCounter::default(),
             empty_frames: WindowCounter::default(),
             settings_count: WindowCounter::default(),
             pings: WindowCounter::default(),
@@ -726,6 +733,7 @@ impl Connection {
                     recv: self.inbound.new_stream(),
                     content_length: ContentLength::new(None),
                     response_seen: false,
+                    opened_at: now,
                     quota: None,
                 };
                 self.streams.insert(id, record);
@@ -762,6 +770,10 @@ impl Connection {
                 if let DropCause::Reset(_) | DropCause::FlowControl = cause {
                     self.stats.streams_reset_local += 1;
                 }
+                if let DropCause::FlowControl = cause {
+                    // The peer overflowed the stream's send window.
+                    self.peer_fault_reset(now);
+                }
                 self.events
                     .push_back(ConnEvent::Dropped { key, cause, opened });
             }
@@ -781,6 +793,8 @@ impl Connection {
             Some(state) => record.state = state,
             None => {
                 let key = record.key;
+                // A stream that did its work offsets one early reset.
+                self.resets.forgive();
                 self.remove_stream(id, now);
                 if self.role == Role::Client {
                     self.put(Item::Cleanup { key });
@@ -796,10 +810,7 @@ impl Connection {
             return;
         };
         self.reset_after_end.remove(&record.key);
-        if self.recent_closed.len() == RECENT_RESETS {
-            self.recent_closed.pop_front();
-        }
-        self.recent_closed.push_back(id);
+        self.recent_closed.push(id);
         self.key_ids.remove(&record.key);
         self.buffered_bytes = self
             .buffered_bytes
@@ -818,8 +829,14 @@ impl Connection {
         // handle_*/poll_* call, after the events that lead to it.
     }
 
-    /// Resets stream `id` because of a stream error we found.
+    /// Resets stream `id` because of a stream error we found: the peer's
+    /// fault, so it costs from the wasted-frames budget and counts as the
+    /// peer's reset.
     fn reset_stream(&mut self, id: StreamId, reason: Reason, now: Instant) {
+        self.peer_fault_reset(now);
+        if self.closing.is_some() {
+            return;
+        }
         self.put(Item::RstStream { id, reason });
         self.remember_reset(id);
         self.stats.streams_reset_local += 1;
@@ -835,10 +852,7 @@ impl Connection {
     }
 
     fn remember_reset(&mut self, id: StreamId) {
-        if self.recent_resets.len() == RECENT_RESETS {
-            self.recent_resets.pop_front();
-        }
-        self.recent_resets.push_back(id);
+        self.recent_resets.push(id);
     }
 
     fn is_peer_stream(&self, id: StreamId) -> bool {

@@ -98,7 +98,8 @@ impl Connection {
         match frame {
             Frame::Data(data) => self.on_data(data, now),
             Frame::Headers(headers) => self.on_headers(headers, now),
-            Frame::Priority(_) => {} // deprecated (§5.3.2); checked by the framer
+            // Deprecated (§5.3.2), checked by the framer: no work for us.
+            Frame::Priority(_) => self.waste(now),
             Frame::RstStream(rst) => self.on_rst_stream(rst.stream_id, rst.reason, now),
             Frame::Settings(settings) => self.on_settings(settings, now),
             Frame::PushPromise(_) => {
@@ -114,10 +115,10 @@ impl Connection {
                 self.on_goaway(goaway, now);
             }
             Frame::WindowUpdate(update) => {
-                self.on_window_update(update.stream_id, update.increment)
+                self.on_window_update(update.stream_id, update.increment, now)
             }
             Frame::Continuation(_) => {} // absorbed by the decoder
-            Frame::Unknown(_) => {}      // §5.5: ignored
+            Frame::Unknown(_) => self.waste(now), // §5.5: ignored
         }
     }
 
@@ -149,23 +150,30 @@ impl Connection {
 
     /// DATA or HEADERS on a closed stream: ignored if we reset it (the peer
     /// may not know yet), else STREAM_CLOSED (§5.1).
+    /// DATA on a stream we reset is flow-controlled bytes the peer sent
+    /// before our RST_STREAM arrived: free (empty DATA is counted apart).
     fn closed_stream_frame(&mut self, id: StreamId, now: Instant) {
-        if !self.recent_resets.contains(&id) {
+        if !self.recent_resets.contains(id) {
             self.reset_stream(id, Reason::STREAM_CLOSED, now);
         }
     }
 
-    /// HEADERS on an id at or below the highest used: on a stream that
-    /// recently closed (§5.1: a stream error STREAM_CLOSED), on one we reset
-    /// (ignored: the peer may not have seen our RST_STREAM yet), or a new
-    /// stream whose id went backwards (§5.1.1: a connection error
+    /// HEADERS on an id at or below the highest used: on one we reset
+    /// (ignored: the peer may not have seen our RST_STREAM yet; a late
+    /// frame), on a stream that closed normally (§5.1: "An endpoint that
+    /// receives any frames after receiving a frame with the END_STREAM flag
+    /// set MUST treat that as a connection error of type STREAM_CLOSED"),
+    /// or a new stream whose id went backwards (§5.1.1: a connection error
     /// PROTOCOL_ERROR).
     fn closed_stream_headers(&mut self, id: StreamId, now: Instant) {
-        if self.recent_resets.contains(&id) {
-            return;
+        if self.recent_resets.contains(id) {
+            return self.late_frame(id, now);
         }
-        if self.recent_closed.contains(&id) {
-            return self.reset_stream(id, Reason::STREAM_CLOSED, now);
+        if self.recent_closed.contains(id) {
+            return self.fail(
+                Reason::STREAM_CLOSED,
+                format!("HEADERS on stream {id}, which has closed"),
+            );
         }
         self.fail(
             Reason::PROTOCOL_ERROR,
@@ -189,7 +197,7 @@ impl Connection {
             && !data.end_stream
             && self.empty_frames.hit(self.config.limits.empty_frames, now)
         {
-            return self.abuse("too many empty DATA frames");
+            return self.abuse("empty_frames: too many empty DATA frames");
         }
         match self.stream_ref(id) {
             StreamRef::Idle => return self.idle_stream_error("DATA", id),
@@ -245,7 +253,7 @@ impl Connection {
             StreamRef::Known => self.on_stream_headers(id, fields, end_stream, now),
             StreamRef::Closed => self.closed_stream_headers(id, now),
             StreamRef::Idle if self.role == Role::Server && id.is_client_initiated() => {
-                self.on_request(id, fields, end_stream)
+                self.on_request(id, fields, end_stream, now)
             }
             StreamRef::Idle => {
                 // §5.1.1: a server may not open streams (no push), and a
@@ -259,13 +267,13 @@ impl Connection {
     }
 
     /// Server: a new stream.
-    fn on_request(&mut self, id: StreamId, fields: HeaderList, end_stream: bool) {
+    fn on_request(&mut self, id: StreamId, fields: HeaderList, end_stream: bool, now: Instant) {
         self.max_peer_stream = id;
         if self.goaway_sent.is_some_and(|last| id > last) {
             // §6.8: streams opened after our GOAWAY are ignored, and so are
             // their later frames.
             self.remember_reset(id);
-            return;
+            return self.waste(now);
         }
         if self.peer_streams >= self.config.max_concurrent_streams {
             // §5.1.2: REFUSED_STREAM, which tells the client it may retry.
@@ -275,28 +283,15 @@ impl Connection {
                 id,
                 reason: Reason::REFUSED_STREAM,
             });
-            return;
+            return self.waste(now);
         }
         let head = match validate::validate_request(fields) {
             Ok(head) => head,
-            Err(_) => {
-                self.remember_reset(id);
-                self.stats.streams_reset_local += 1;
-                self.put(Item::RstStream {
-                    id,
-                    reason: Reason::PROTOCOL_ERROR,
-                });
-                return;
-            }
+            Err(_) => return self.refuse_malformed(id, now),
         };
         let content_length = ContentLength::new(head.content_length);
         if end_stream && content_length.on_end().is_err() {
-            self.remember_reset(id);
-            self.put(Item::RstStream {
-                id,
-                reason: Reason::PROTOCOL_ERROR,
-            });
-            return;
+            return self.refuse_malformed(id, now);
         }
         let key = StreamKey::from(id);
         let state = if end_stream {
@@ -310,6 +305,7 @@ impl Connection {
             recv: self.inbound.new_stream(),
             content_length,
             response_seen: true,
+            opened_at: now,
             quota: None,
         };
         self.streams.insert(id, record);
@@ -332,6 +328,20 @@ impl Connection {
             head,
             end_stream,
         });
+    }
+
+    /// A malformed request (§8.1.1): RST_STREAM PROTOCOL_ERROR, the peer's
+    /// fault.
+    fn refuse_malformed(&mut self, id: StreamId, now: Instant) {
+        self.remember_reset(id);
+        self.stats.streams_reset_local += 1;
+        self.peer_fault_reset(now);
+        if self.closing.is_none() {
+            self.put(Item::RstStream {
+                id,
+                reason: Reason::PROTOCOL_ERROR,
+            });
+        }
     }
 
     /// HEADERS on a stored stream: a response (client) or trailers.
@@ -392,7 +402,7 @@ impl Connection {
     fn on_rst_stream(&mut self, id: StreamId, reason: Reason, now: Instant) {
         match self.stream_ref(id) {
             StreamRef::Idle => return self.idle_stream_error("RST_STREAM", id), // §6.4
-            StreamRef::Closed => return,
+            StreamRef::Closed => return self.late_frame(id, now),
             StreamRef::Known => {}
         }
         let Some(record) = self.streams.get(&id) else {
@@ -400,8 +410,11 @@ impl Connection {
         };
         let key = record.key;
         // Rapid reset (CVE-2023-44487): a server counts streams the client
-        // resets before they were answered.
-        let unanswered = self.role == Role::Server && record.state != StreamState::HalfClosedLocal;
+        // resets before they were answered, young (an honest deadline or
+        // cancel comes after the call ran a while).
+        let unanswered = self.role == Role::Server
+            && record.state != StreamState::HalfClosedLocal
+            && now.saturating_duration_since(record.opened_at) < self.config.limits.rapid_reset_age;
         self.stats.streams_reset_remote += 1;
         self.remove_stream(id, now);
         self.put(Item::Cleanup { key });
@@ -410,8 +423,8 @@ impl Connection {
             reason,
             remote: true,
         });
-        if unanswered && self.resets.hit(self.config.limits.peer_resets, now) {
-            self.abuse("too many streams reset by the peer");
+        if unanswered {
+            self.rapid_reset(now);
         }
     }
 
@@ -429,7 +442,7 @@ impl Connection {
             return;
         }
         if self.settings_count.hit(self.config.limits.settings, now) {
-            return self.abuse("too many SETTINGS frames");
+            return self.abuse("settings: too many SETTINGS frames");
         }
         if self.role == Role::Client && settings.enable_push() == Some(true) {
             // §6.5.2: a server must not enable push.
@@ -492,7 +505,7 @@ impl Connection {
         self.stats.pings_in += 1;
         let answers_our_data = std::mem::take(&mut self.sent_since_ping);
         if !answers_our_data && self.pings.hit(self.config.limits.pings, now) {
-            return self.abuse("too many PING frames");
+            return self.abuse("pings: too many PING frames");
         }
         if self.role == Role::Server && self.ping_strike(now) {
             self.stats.ping_strikes += 1;
@@ -562,19 +575,15 @@ impl Connection {
         self.maybe_done();
     }
 
-    fn on_window_update(&mut self, id: StreamId, increment: u32) {
+    fn on_window_update(&mut self, id: StreamId, increment: u32, now: Instant) {
         if !id.is_zero() {
             match self.stream_ref(id) {
                 StreamRef::Idle => return self.idle_stream_error("WINDOW_UPDATE", id),
-                StreamRef::Closed => return, // §6.9: may arrive after END_STREAM
+                // §6.9: may arrive after END_STREAM.
+                StreamRef::Closed => return self.late_frame(id, now),
                 StreamRef::Known => {}
             }
         }
         self.put(Item::PeerWindowUpdate { id, increment });
-    }
-
-    fn abuse(&mut self, what: &str) {
-        self.stats.abuse_breaches += 1;
-        self.fail(Reason::ENHANCE_YOUR_CALM, what.to_string());
     }
 }

@@ -48,6 +48,12 @@ pub struct ConnStats {
     pub ping_strikes: u64,
     /// Abuse limits breached (each one ends the connection).
     pub abuse_breaches: u64,
+    /// Frames that did no work or had to be refused (see
+    /// [`AbuseLimits::wasted_frames`](crate::conn::AbuseLimits::wasted_frames)).
+    pub wasted_frames: u64,
+    /// Streams reset by the peer early, or by us for the peer's fault (see
+    /// [`AbuseLimits::peer_resets`](crate::conn::AbuseLimits::peer_resets)).
+    pub rapid_resets: u64,
     /// Our first SETTINGS has been handed to the transport.
     pub initial_settings_sent: bool,
     /// Times reading stopped for the flood or buffered-bytes limit.
@@ -96,6 +102,8 @@ impl ConnStats {
             goaways_out,
             ping_strikes,
             abuse_breaches,
+            wasted_frames,
+            rapid_resets,
             initial_settings_sent,
             read_throttles,
         } = other;
@@ -116,6 +124,8 @@ impl ConnStats {
         self.goaways_out += goaways_out;
         self.ping_strikes += ping_strikes;
         self.abuse_breaches += abuse_breaches;
+        self.wasted_frames += wasted_frames;
+        self.rapid_resets += rapid_resets;
         self.initial_settings_sent |= initial_settings_sent;
         self.read_throttles += read_throttles;
     }

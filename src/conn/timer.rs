@@ -100,4 +100,9 @@ impl WindowCounter {
         self.count = self.count.saturating_add(1);
         self.count > limit.max
     }
+
+    /// Takes one event back (something good happened that offsets it).
+    pub(crate) fn forgive(&mut self) {
+        self.count = self.count.saturating_sub(1);
+    }
 }
