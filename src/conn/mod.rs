@@ -29,6 +29,7 @@ mod event;
 mod limits;
 mod recent;
 mod recv;
+mod slots;
 mod state;
 mod stats;
 mod timer;
@@ -38,6 +39,7 @@ pub use config::{
     AbuseLimits, ClientKeepalive, ConnConfig, EnforcementPolicy, RateLimit, ServerKeepalive,
 };
 pub use event::{CloseReason, ConnEvent};
+pub(crate) use slots::{HandlerSlots, Slot};
 pub use state::{Side, StreamState};
 pub use stats::ConnStats;
 pub use timer::Timer;
@@ -428,6 +430,30 @@ impl Connection {
                 remote: false,
             });
         }
+    }
+
+    /// Refuses a stream the peer opened that the application cannot take
+    /// now (its handlers are at their cap): RST_STREAM REFUSED_STREAM,
+    /// which tells the peer it may retry (RFC 9113 §8.7). Counted as
+    /// refused, and as a wasted frame: a peer that keeps opening streams
+    /// past the cap runs out of budget.
+    pub fn refuse(&mut self, key: StreamKey, now: Instant) {
+        let Some(id) = self.id_of(key) else { return };
+        self.stats.streams_refused += 1;
+        self.put(Item::RstStream {
+            id,
+            reason: Reason::REFUSED_STREAM,
+        });
+        self.remember_reset(id);
+        if self.streams.contains_key(&id) {
+            self.remove_stream(id, now);
+            self.events.push_back(ConnEvent::Reset {
+                key,
+                reason: Reason::REFUSED_STREAM,
+                remote: false,
+            });
+        }
+        self.waste(now);
     }
 
     /// A peer-opened stream's write quota (server side): its response DATA

@@ -12,6 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -20,7 +21,7 @@ use framer::{Reason, StreamId};
 use loopy::{Item, StreamKey};
 
 use crate::conn::validate::RequestHead;
-use crate::conn::{ConnConfig, ConnEvent, Connection};
+use crate::conn::{ConnConfig, ConnEvent, Connection, HandlerSlots};
 use crate::pool::{Job, Pool};
 use crate::runtime::{
     Acceptor, ConnHandle, ListenerConfig, ListenerHandle, Runtime, RuntimeConfig, Session,
@@ -254,6 +255,7 @@ impl Acceptor for HttpAcceptor {
             pool: self.pool.clone(),
             requests: HashMap::new(),
             max_inline_body: self.max_inline_body,
+            slots: HandlerSlots::new(self.conn.max_concurrent_streams),
         })
     }
 }
@@ -275,6 +277,9 @@ struct HttpSession {
     pool: Option<Arc<Pool>>,
     requests: HashMap<StreamKey, InFlight>,
     max_inline_body: usize,
+    /// Requests whose stream is open or whose handler still runs, capped
+    /// at MAX_CONCURRENT_STREAMS (see [`HandlerSlots`]).
+    slots: HandlerSlots,
 }
 
 impl Session for HttpSession {
@@ -382,6 +387,11 @@ impl HttpSession {
         end_stream: bool,
     ) {
         let key = StreamKey::from(id);
+        let Some(slot) = self.slots.try_take() else {
+            // Handlers of streams already reset still run: refuse until
+            // they return.
+            return conn.refuse(key, Instant::now());
+        };
         let (tx, rx) = crossbeam_channel::unbounded();
         let cancelled = Arc::new(AtomicBool::new(false));
         let inline = self.pool.is_none();
@@ -430,6 +440,8 @@ impl HttpSession {
         );
         let handle = self.handle.clone();
         let job: Job = Box::new(move || {
+            // Held until the handler returns, whoever resets the stream.
+            let _slot = slot;
             if cancelled.load(Ordering::Acquire) {
                 return; // reset before it started (the cost rapid reset aims at)
             }

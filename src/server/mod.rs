@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::conn::{ConnConfig, EnforcementPolicy, ServerKeepalive};
+use crate::conn::{ConnConfig, EnforcementPolicy, HandlerSlots, ServerKeepalive};
 use crate::deadline::Deadlines;
 use crate::grpc::{Encoding, Status};
 use crate::pool::{Job, Pool};
@@ -356,6 +356,7 @@ impl Acceptor for GrpcAcceptor {
         conns.retain(|c| !c.is_closed());
         conns.push(handle.clone());
         Box::new(GrpcSession {
+            slots: HandlerSlots::new(self.shared.config.conn.max_concurrent_streams),
             server: self.shared.clone(),
             handle,
             calls: HashMap::new(),

@@ -20,7 +20,7 @@ use super::call::{
 use super::service::Handler;
 use super::ServerShared;
 use crate::conn::validate::RequestHead;
-use crate::conn::{ConnEvent, Connection};
+use crate::conn::{ConnEvent, Connection, HandlerSlots, Slot};
 use crate::grpc::{self, Encoding, MessageDecoder, Metadata, Status};
 use crate::runtime::{ConnHandle, Session};
 
@@ -40,6 +40,9 @@ enum Delivery {
 
 pub(crate) struct CallEntry {
     call: Arc<CallShared>,
+    /// The call's handler slot until its handler is dispatched (then the
+    /// job holds it until the handler returns).
+    slot: Option<Slot>,
     decoder: MessageDecoder,
     encoding: Encoding,
     delivery: Delivery,
@@ -50,6 +53,9 @@ pub(crate) struct GrpcSession {
     pub(crate) server: Arc<ServerShared>,
     pub(crate) handle: ConnHandle,
     pub(crate) calls: HashMap<StreamKey, CallEntry>,
+    /// Calls whose stream is open or whose handler still runs, capped at
+    /// MAX_CONCURRENT_STREAMS (see [`HandlerSlots`]).
+    pub(crate) slots: HandlerSlots,
 }
 
 impl Session for GrpcSession {
@@ -207,6 +213,11 @@ impl GrpcSession {
             accepts_gzip,
             request: encoding,
         };
+        let Some(slot) = self.slots.try_take() else {
+            // Handlers of streams already reset still run: refuse until
+            // they return.
+            return conn.refuse(key, Instant::now());
+        };
         let metadata = Metadata::from_headers(&head.fields);
         let call = Arc::new(CallShared::new(
             key,
@@ -226,6 +237,7 @@ impl GrpcSession {
             deadline,
             method: path,
         };
+        let mut slot = Some(slot);
         let delivery = match handler {
             Handler::Unary(_) | Handler::ServerStreaming(_) => Delivery::Collect {
                 handler,
@@ -237,7 +249,7 @@ impl GrpcSession {
                 let (tx, rx) = crossbeam_channel::unbounded();
                 call.set_incoming(tx.clone());
                 let requests = RawRequests::new(rx, call.clone());
-                self.dispatch_stream(handler, ctx, requests);
+                self.dispatch_stream(handler, ctx, requests, slot.take());
                 Delivery::Stream(tx)
             }
         };
@@ -246,6 +258,7 @@ impl GrpcSession {
             key,
             CallEntry {
                 call,
+                slot,
                 decoder,
                 encoding,
                 delivery,
@@ -359,7 +372,8 @@ impl GrpcSession {
                     return self.fail_call(conn, key, status);
                 };
                 let handler = handler.clone();
-                self.dispatch_unary(conn, handler, ctx, message);
+                let slot = entry.slot.take();
+                self.dispatch_unary(conn, handler, ctx, message, slot);
             }
         }
     }
@@ -382,9 +396,12 @@ impl GrpcSession {
         handler: Handler,
         ctx: Context,
         message: Bytes,
+        slot: Option<Slot>,
     ) {
         let server = self.server.clone();
         let job = move || {
+            // Held until the handler returns, whoever resets the stream.
+            let _slot = slot;
             if ctx.is_cancelled() {
                 return;
             }
@@ -420,10 +437,18 @@ impl GrpcSession {
         }
     }
 
-    fn dispatch_stream(&self, handler: Handler, ctx: Context, requests: RawRequests) {
+    fn dispatch_stream(
+        &self,
+        handler: Handler,
+        ctx: Context,
+        requests: RawRequests,
+        slot: Option<Slot>,
+    ) {
         let server = self.server.clone();
         let requests = parking_lot::Mutex::new(Some(requests));
         let job = move || {
+            // Held until the handler returns, whoever resets the stream.
+            let _slot = slot;
             if ctx.is_cancelled() {
                 return;
             }
