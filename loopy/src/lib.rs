@@ -63,6 +63,6 @@ pub use buffer::{ControlBuffer, NoWake, PutError, Wake, DEFAULT_MAX_TRANSPORT_RE
 pub use event::{ConnectionError, DropCause, Event, WriterStats, Written};
 pub use inbound::*;
 pub use item::{Item, StreamKey};
-pub use quota::{QuotaError, WriteQuota, DEFAULT_WRITE_QUOTA};
+pub use quota::{QuotaError, SendBudget, WriteQuota, DEFAULT_WRITE_QUOTA};
 pub use stream::SendState;
 pub use writer::{Role, Writer};

@@ -3,7 +3,18 @@
 //! DATA and may wait; the writer replenishes as the bytes reach a batch.
 //! Closing it (stream reset, connection gone) releases every waiter with an
 //! error, so no caller waits forever.
+//!
+//! A quota may also draw on [`SendBudget`]s shared by many streams (a
+//! connection's, a whole server's): an acquire then also needs room in
+//! each of them. Each budget, like the stream quota, lets one acquire
+//! over-draw it (a message is never split), so the bytes queued under a
+//! budget never exceed its cap plus the largest message.
+//!
+//! Invariant: the bytes a quota has taken from its budgets and not given
+//! back are exactly the bytes acquired and not yet replenished; closing
+//! the quota gives them all back (the writer dropped them).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -34,7 +45,116 @@ impl std::error::Error for QuotaError {}
 #[derive(Debug)]
 struct State {
     available: i64,
+    /// Acquired and not yet replenished (taken from the budgets too).
+    outstanding: u64,
     closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    used: u64,
+    peak: u64,
+}
+
+/// Outbound bytes queued by many streams together (a connection's, or a
+/// whole server's), with a cap: an acquire on a [`WriteQuota`] drawing on
+/// it waits while the budget is at or over its cap. Cheap to clone (one
+/// shared counter); two clones compare equal.
+///
+/// ```
+/// use loopy::{SendBudget, WriteQuota};
+/// let server = SendBudget::new(100);
+/// let a = WriteQuota::new(1_000).with_budget(server.clone());
+/// let b = WriteQuota::new(1_000).with_budget(server.clone());
+/// assert_eq!(a.try_acquire(150), Ok(true)); // over-draws the budget once
+/// assert_eq!(b.try_acquire(1), Ok(false)); // must wait for room
+/// a.replenish(150);
+/// assert_eq!(b.try_acquire(1), Ok(true));
+/// assert_eq!((server.used(), server.peak()), (1, 150));
+/// ```
+#[derive(Clone, Debug)]
+pub struct SendBudget(Arc<BudgetShared>);
+
+#[derive(Debug)]
+struct BudgetShared {
+    cap: u64,
+    state: Mutex<BudgetState>,
+    cond: Condvar,
+}
+
+impl PartialEq for SendBudget {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SendBudget {}
+
+impl SendBudget {
+    /// A budget of `cap` bytes (`usize::MAX`: count, never wait).
+    pub fn new(cap: usize) -> SendBudget {
+        SendBudget(Arc::new(BudgetShared {
+            cap: u64::try_from(cap).unwrap_or(u64::MAX),
+            state: Mutex::new(BudgetState::default()),
+            cond: Condvar::new(),
+        }))
+    }
+
+    /// The cap.
+    pub fn cap(&self) -> usize {
+        usize::try_from(self.0.cap).unwrap_or(usize::MAX)
+    }
+
+    /// Bytes queued under this budget now.
+    pub fn used(&self) -> usize {
+        usize::try_from(self.0.state.lock().used).unwrap_or(usize::MAX)
+    }
+
+    /// The most bytes ever queued under this budget at once.
+    pub fn peak(&self) -> usize {
+        usize::try_from(self.0.state.lock().peak).unwrap_or(usize::MAX)
+    }
+
+    fn has_room(&self) -> bool {
+        self.0.state.lock().used < self.0.cap
+    }
+
+    fn take(&self, n: u64) {
+        let mut state = self.0.state.lock();
+        state.used = state.used.saturating_add(n);
+        state.peak = state.peak.max(state.used);
+    }
+
+    fn give(&self, n: u64) {
+        let mut state = self.0.state.lock();
+        let was_full = state.used >= self.0.cap;
+        state.used = state.used.saturating_sub(n);
+        if was_full && state.used < self.0.cap {
+            self.0.cond.notify_all();
+        }
+    }
+
+    /// Waits until the budget has room, the deadline passes, or someone
+    /// calls [`SendBudget::wake_all`] (a stream closed); returns false on
+    /// the deadline.
+    fn wait_for_room(&self, deadline: Option<Instant>) -> bool {
+        let mut state = self.0.state.lock();
+        if state.used < self.0.cap {
+            return true;
+        }
+        match deadline {
+            Some(deadline) => !self.0.cond.wait_until(&mut state, deadline).timed_out(),
+            None => {
+                self.0.cond.wait(&mut state);
+                true
+            }
+        }
+    }
+
+    fn wake_all(&self) {
+        let _state = self.0.state.lock();
+        self.0.cond.notify_all();
+    }
 }
 
 /// A per-stream write quota shared by the stream owner and the writer.
@@ -55,6 +175,7 @@ struct State {
 pub struct WriteQuota {
     state: Mutex<State>,
     cond: Condvar,
+    budgets: Vec<SendBudget>,
 }
 
 impl WriteQuota {
@@ -63,30 +184,52 @@ impl WriteQuota {
         WriteQuota {
             state: Mutex::new(State {
                 available: i64::from(limit),
+                outstanding: 0,
                 closed: false,
             }),
             cond: Condvar::new(),
+            budgets: Vec::new(),
         }
     }
 
-    /// Takes `n` bytes if any quota is left; `Ok(false)` if the caller
-    /// must wait.
+    /// This quota also draws on `budget` (call before sharing the quota).
+    pub fn with_budget(mut self, budget: SendBudget) -> WriteQuota {
+        self.budgets.push(budget);
+        self
+    }
+
+    /// The first budget without room, if any.
+    fn full_budget(&self) -> Option<&SendBudget> {
+        self.budgets.iter().find(|b| !b.has_room())
+    }
+
+    fn take(&self, state: &mut State, n: usize) {
+        let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+        state.available = state
+            .available
+            .saturating_sub(i64::try_from(n).unwrap_or(i64::MAX));
+        state.outstanding = state.outstanding.saturating_add(n64);
+        for budget in &self.budgets {
+            budget.take(n64);
+        }
+    }
+
+    /// Takes `n` bytes if any quota is left (and every budget has room);
+    /// `Ok(false)` if the caller must wait.
     pub fn try_acquire(&self, n: usize) -> Result<bool, QuotaError> {
         let mut state = self.state.lock();
         if state.closed {
             return Err(QuotaError::Closed);
         }
-        if state.available <= 0 {
+        if state.available <= 0 || self.full_budget().is_some() {
             return Ok(false);
         }
-        state.available = state
-            .available
-            .saturating_sub(i64::try_from(n).unwrap_or(i64::MAX));
+        self.take(&mut state, n);
         Ok(true)
     }
 
-    /// Takes `n` bytes, blocking while none is left, until `deadline` if
-    /// given.
+    /// Takes `n` bytes, blocking while none is left or a budget is full,
+    /// until `deadline` if given.
     pub fn acquire(&self, n: usize, deadline: Option<Instant>) -> Result<(), QuotaError> {
         let mut state = self.state.lock();
         loop {
@@ -94,10 +237,19 @@ impl WriteQuota {
                 return Err(QuotaError::Closed);
             }
             if state.available > 0 {
-                state.available = state
-                    .available
-                    .saturating_sub(i64::try_from(n).unwrap_or(i64::MAX));
-                return Ok(());
+                let Some(full) = self.full_budget().cloned() else {
+                    self.take(&mut state, n);
+                    return Ok(());
+                };
+                // Wait on the budget without holding the stream's lock (the
+                // writer replenishes through it); close() wakes it too.
+                drop(state);
+                let in_time = full.wait_for_room(deadline);
+                state = self.state.lock();
+                if !in_time && !state.closed && self.full_budget().is_some() {
+                    return Err(QuotaError::TimedOut);
+                }
+                continue;
             }
             match deadline {
                 Some(deadline) => {
@@ -119,6 +271,13 @@ impl WriteQuota {
     /// Gives `n` bytes back (the writer, as they are written).
     pub fn replenish(&self, n: usize) {
         let mut state = self.state.lock();
+        if !state.closed {
+            let n64 = u64::try_from(n).unwrap_or(u64::MAX).min(state.outstanding);
+            state.outstanding -= n64;
+            for budget in &self.budgets {
+                budget.give(n64);
+            }
+        }
         let was = state.available;
         state.available = state
             .available
@@ -128,9 +287,19 @@ impl WriteQuota {
         }
     }
 
-    /// Closes the quota: every current and later acquire fails.
+    /// Closes the quota: every current and later acquire fails, and the
+    /// bytes it still holds go back to its budgets (the writer dropped
+    /// them, or will).
     pub fn close(&self) {
-        self.state.lock().closed = true;
+        let mut state = self.state.lock();
+        if !state.closed {
+            state.closed = true;
+            let outstanding = std::mem::take(&mut state.outstanding);
+            for budget in &self.budgets {
+                budget.give(outstanding);
+                budget.wake_all();
+            }
+        }
         self.cond.notify_all();
     }
 

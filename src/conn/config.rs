@@ -204,6 +204,17 @@ pub struct ConnConfig {
     /// Transport responses (SETTINGS/PING acks, RST_STREAM) queued before
     /// reading stops. Default 100.
     pub max_transport_responses: usize,
+    /// Server: response DATA bytes queued on this connection beyond what
+    /// the peer's windows took. A stream queues at most its write quota
+    /// (64 KiB) plus one message; past this cap every stream's next send
+    /// waits (or reports not ready) until the writer drains. The bytes
+    /// queued stay under `max_queued_bytes` plus one message. Default
+    /// 16 MiB.
+    pub max_queued_bytes: usize,
+    /// Server: a budget shared with other connections (the whole server's
+    /// cap, `ServerConfig::max_queued_bytes`). `None`: this connection's
+    /// cap only.
+    pub shared_send_budget: Option<loopy::SendBudget>,
 }
 
 impl Default for ConnConfig {
@@ -225,6 +236,8 @@ impl Default for ConnConfig {
             enforcement: EnforcementPolicy::default(),
             limits: AbuseLimits::default(),
             max_transport_responses: loopy::DEFAULT_MAX_TRANSPORT_RESPONSES,
+            max_queued_bytes: 16 << 20,
+            shared_send_budget: None,
         }
     }
 }

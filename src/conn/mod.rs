@@ -39,6 +39,7 @@ pub use config::{
     AbuseLimits, ClientKeepalive, ConnConfig, EnforcementPolicy, RateLimit, ServerKeepalive,
 };
 pub use event::{CloseReason, ConnEvent};
+pub use loopy::SendBudget;
 pub(crate) use slots::{HandlerSlots, Slot};
 pub use state::{Side, StreamState};
 pub use stats::ConnStats;
@@ -162,6 +163,9 @@ pub struct Connection {
     pings: WindowCounter,
     buffered_bytes: usize,
     events: VecDeque<ConnEvent>,
+    /// Response bytes queued on this connection (server streams' quotas
+    /// draw on it, and on the shared budget if configured).
+    send_budget: loopy::SendBudget,
     stats: ConnStats,
     closing: Option<CloseReason>,
     seed: u64,
@@ -240,6 +244,7 @@ impl Connection {
             pings: WindowCounter::default(),
             buffered_bytes: 0,
             events: VecDeque::new(),
+            send_budget: loopy::SendBudget::new(config.max_queued_bytes),
             stats: ConnStats::default(),
             closing: None,
             seed,
@@ -329,6 +334,8 @@ impl Connection {
             *settings += u64::from(self.stats.initial_settings_sent);
         }
         stats.bytes_out = w.bytes;
+        stats.queued_bytes = self.send_budget.used() as u64;
+        stats.queued_bytes_peak = self.send_budget.peak() as u64;
         stats.window_stalls = w.stream_window_stalls + w.connection_window_stalls;
         stats
     }

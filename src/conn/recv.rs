@@ -314,7 +314,12 @@ impl Connection {
         self.timers.stop(Timer::Idle);
         // Registered before the application hears of it, so its response
         // items queue behind the registration.
-        let quota = Arc::new(WriteQuota::new(loopy::DEFAULT_WRITE_QUOTA));
+        let mut quota =
+            WriteQuota::new(loopy::DEFAULT_WRITE_QUOTA).with_budget(self.send_budget.clone());
+        if let Some(shared) = &self.config.shared_send_budget {
+            quota = quota.with_budget(shared.clone());
+        }
+        let quota = Arc::new(quota);
         self.put(Item::Register {
             key,
             id,

@@ -58,6 +58,11 @@ pub struct ConnStats {
     pub initial_settings_sent: bool,
     /// Times reading stopped for the flood or buffered-bytes limit.
     pub read_throttles: u64,
+    /// Server: response bytes queued now beyond what the peer's windows
+    /// took (see [`ConnConfig::max_queued_bytes`](crate::conn::ConnConfig::max_queued_bytes)).
+    pub queued_bytes: u64,
+    /// Server: the most response bytes ever queued at once.
+    pub queued_bytes_peak: u64,
 }
 
 impl ConnStats {
@@ -106,6 +111,8 @@ impl ConnStats {
             rapid_resets,
             initial_settings_sent,
             read_throttles,
+            queued_bytes,
+            queued_bytes_peak,
         } = other;
         self.bytes_in += bytes_in;
         self.bytes_out += bytes_out;
@@ -128,5 +135,7 @@ impl ConnStats {
         self.rapid_resets += rapid_resets;
         self.initial_settings_sent |= initial_settings_sent;
         self.read_throttles += read_throttles;
+        self.queued_bytes += queued_bytes;
+        self.queued_bytes_peak += queued_bytes_peak;
     }
 }

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::conn::{ConnConfig, EnforcementPolicy, HandlerSlots, ServerKeepalive};
+use crate::conn::{ConnConfig, EnforcementPolicy, HandlerSlots, SendBudget, ServerKeepalive};
 use crate::deadline::Deadlines;
 use crate::grpc::{Encoding, Status};
 use crate::pool::{Job, Pool};
@@ -125,6 +125,14 @@ pub struct ServerConfig {
     pub max_workers: usize,
     /// Run unary and server-streaming handlers on the event-loop thread.
     pub inline_handlers: bool,
+    /// Response bytes queued across every connection beyond what the
+    /// peers' windows took (default 256 MiB). With the per-connection cap
+    /// ([`ConnConfig::max_queued_bytes`], 16 MiB) and the per-stream quota
+    /// (64 KiB), the server's queued response bytes stay under this cap
+    /// plus one message, however many clients stop reading: a send past
+    /// it waits until the writers drain. A handler blocked in `send` still
+    /// holds the message it is sending.
+    pub max_queued_bytes: usize,
     unary_interceptors: Vec<UnaryInterceptor>,
     stream_interceptors: Vec<StreamInterceptor>,
 }
@@ -153,6 +161,7 @@ impl Default for ServerConfig {
             workers: 4 * cores,
             max_workers: 1024,
             inline_handlers: false,
+            max_queued_bytes: 256 << 20,
             unary_interceptors: Vec::new(),
             stream_interceptors: Vec::new(),
         }
@@ -291,6 +300,8 @@ pub(crate) struct ServerShared {
     pub(crate) deadlines: Deadlines,
     pool: Arc<Pool>,
     conns: Mutex<Vec<ConnHandle>>,
+    /// The server-wide cap on queued response bytes.
+    send_budget: SendBudget,
 }
 
 impl ServerShared {
@@ -348,7 +359,9 @@ struct GrpcAcceptor {
 
 impl Acceptor for GrpcAcceptor {
     fn conn_config(&self) -> ConnConfig {
-        self.shared.config.conn.clone()
+        let mut config = self.shared.config.conn.clone();
+        config.shared_send_budget = Some(self.shared.send_budget.clone());
+        config
     }
 
     fn accept(&self, handle: ConnHandle) -> Box<dyn Session> {
@@ -438,6 +451,7 @@ impl Server {
             deadlines: Deadlines::default(),
             pool,
             conns: Mutex::new(Vec::new()),
+            send_budget: SendBudget::new(self.config.max_queued_bytes),
         });
         let timer_shared = shared.clone();
         let timer = std::thread::Builder::new()
@@ -485,6 +499,22 @@ impl std::fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
+    /// Response bytes queued across the server now (beyond what the
+    /// peers' windows took), and the most ever queued at once: see
+    /// [`ServerConfig::max_queued_bytes`].
+    ///
+    /// ```
+    /// use mio_grpc::server::Server;
+    /// let handle = Server::builder().build().start("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// assert_eq!(handle.queued_bytes(), (0, 0));
+    /// handle.stop();
+    /// ```
+    pub fn queued_bytes(&self) -> (usize, usize) {
+        self.inner.lock().as_ref().map_or((0, 0), |r| {
+            (r.shared.send_budget.used(), r.shared.send_budget.peak())
+        })
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.lock().as_ref().map_or_else(
