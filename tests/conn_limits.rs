@@ -12,7 +12,7 @@ mod pair;
 
 use std::time::Duration;
 
-use mio_grpc::conn::{ConnConfig, ConnEvent};
+use mio_grpc::conn::{AbuseLimit, CloseReason, ConnConfig, ConnEvent, ConnViolation};
 use mio_grpc::framer::{Reason, StreamId};
 use mio_grpc::loopy::Item;
 use pair::*;
@@ -77,6 +77,14 @@ fn sec5_1_headers_on_a_stream_closed_by_end_stream_is_a_connection_error_stream_
         describe_quiet(&frames)
     );
     assert!(raw.conn.is_finished());
+    assert_eq!(
+        raw.take_events().last(),
+        Some(&ConnEvent::ConnectionClosed {
+            reason: CloseReason::LocalError(ConnViolation::HeadersOnClosedStream {
+                id: StreamId::new(1)
+            })
+        })
+    );
 }
 
 #[test]
@@ -105,6 +113,12 @@ fn priority_frames_past_the_wasted_budget_get_enhance_your_calm() {
         [goaway_debug(0, Reason::ENHANCE_YOUR_CALM, WASTED)]
     );
     assert_eq!(raw.conn.stats().abuse_breaches, 1);
+    assert_eq!(
+        raw.take_events().last(),
+        Some(&ConnEvent::ConnectionClosed {
+            reason: CloseReason::LocalError(ConnViolation::Limit(AbuseLimit::WastedFrames))
+        })
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mio_grpc::conn::validate::{RequestHead, ResponseHead};
-use mio_grpc::conn::{CloseReason, ConnConfig, ConnEvent};
+use mio_grpc::conn::{AbuseLimit, CloseReason, ConnConfig, ConnEvent, ConnViolation};
 use mio_grpc::framer::{self, Frame, Reason, SettingId, Settings, StreamId};
 use mio_grpc::loopy::{DropCause, InboundConfig, Item, Role, StreamKey};
 use pair::*;
@@ -37,11 +37,8 @@ fn closed(reason: CloseReason) -> ConnEvent {
     ConnEvent::ConnectionClosed { reason }
 }
 
-fn local_error(reason: Reason, detail: &str) -> ConnEvent {
-    closed(CloseReason::LocalError {
-        reason,
-        detail: detail.into(),
-    })
+fn local_error(violation: ConnViolation) -> ConnEvent {
+    closed(CloseReason::LocalError(violation))
 }
 
 fn goaway_event(last: u32, reason: Reason) -> ConnEvent {
@@ -454,7 +451,7 @@ fn enforcement_third_strike_gets_goaway_too_many_pings() {
     assert_eq!(ping_after(&mut raw, secs(1), 4), too_many_pings(1));
     assert_eq!(
         raw.take_events(),
-        [local_error(Reason::ENHANCE_YOUR_CALM, "too_many_pings")]
+        [local_error(ConnViolation::TooManyPings)]
     );
     assert_eq!(raw.conn.stats().ping_strikes, 1);
 }
@@ -1426,10 +1423,7 @@ fn rapid_reset_past_the_limit_gets_enhance_your_calm() {
     );
     assert_eq!(
         raw.take_events().last(),
-        Some(&local_error(
-            Reason::ENHANCE_YOUR_CALM,
-            "peer_resets: too many streams reset by the peer"
-        ))
+        Some(&local_error(ConnViolation::Limit(AbuseLimit::PeerResets)))
     );
     assert_eq!(raw.conn.stats().abuse_breaches, 1);
 }

@@ -107,7 +107,7 @@ impl Session for ClientSession {
                     CloseReason::PeerError { reason, debug } => Status::unavailable(format!(
                         "the server closed the connection: {reason} {debug}"
                     )),
-                    other => Status::unavailable(format!("the connection closed: {other:?}")),
+                    other => Status::unavailable(format!("the connection closed: {other}")),
                 };
                 fail_all(&self.calls, &status);
                 self.lost();

@@ -6,15 +6,20 @@ use framer::{Reason, StreamId};
 use loopy::{DropCause, StreamKey};
 
 use super::validate::{RequestHead, ResponseHead};
+use super::ConnViolation;
 
 /// Why a connection closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CloseReason {
-    /// We found a connection error and sent GOAWAY with this code.
-    LocalError {
+    /// We found a connection error and sent GOAWAY with its code
+    /// ([`ConnViolation::reason`]) and its text as debug data.
+    LocalError(ConnViolation),
+    /// The application closed the connection (GOAWAY with this code), e.g.
+    /// a server stopping hard.
+    Aborted {
         /// The code sent.
         reason: Reason,
-        /// What went wrong.
+        /// Why, as the application said.
         detail: String,
     },
     /// The peer sent GOAWAY with an error code.
@@ -32,6 +37,27 @@ pub enum CloseReason {
     SettingsTimeout,
     /// The transport closed (EOF or an I/O error, reported by the driver).
     Transport(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::LocalError(violation) => {
+                write!(f, "protocol error ({}): {violation}", violation.reason())
+            }
+            CloseReason::Aborted { reason, detail } => write!(f, "closed ({reason}): {detail}"),
+            CloseReason::PeerError { reason, debug } if debug.is_empty() => {
+                write!(f, "the peer sent GOAWAY {reason}")
+            }
+            CloseReason::PeerError { reason, debug } => {
+                write!(f, "the peer sent GOAWAY {reason}: {debug}")
+            }
+            CloseReason::Done => f.write_str("closed after GOAWAY"),
+            CloseReason::KeepaliveTimeout => f.write_str("keepalive ping not answered in time"),
+            CloseReason::SettingsTimeout => f.write_str("SETTINGS not acknowledged in time"),
+            CloseReason::Transport(detail) => write!(f, "transport closed: {detail}"),
+        }
+    }
 }
 
 /// Something that happened on a connection.

@@ -14,21 +14,16 @@
 
 use std::time::Instant;
 
-use framer::{Reason, StreamId};
+use framer::StreamId;
 
-use super::Connection;
-
-/// GOAWAY debug data of a wasted-frames breach.
-pub(super) const WASTED_FRAMES: &str = "wasted_frames: too many frames that do no work";
-/// GOAWAY debug data of a rapid-reset breach.
-pub(super) const PEER_RESETS: &str = "peer_resets: too many streams reset by the peer";
+use super::{AbuseLimit, ConnViolation, Connection};
 
 impl Connection {
     /// A frame that did no work (or was refused): one from the budget.
     pub(super) fn waste(&mut self, now: Instant) {
         self.stats.wasted_frames += 1;
         if self.wasted.hit(self.config.limits.wasted_frames, now) {
-            self.abuse(WASTED_FRAMES);
+            self.abuse(AbuseLimit::WastedFrames);
         }
     }
 
@@ -49,7 +44,7 @@ impl Connection {
     pub(super) fn rapid_reset(&mut self, now: Instant) {
         self.stats.rapid_resets += 1;
         if self.resets.hit(self.config.limits.peer_resets, now) {
-            self.abuse(PEER_RESETS);
+            self.abuse(AbuseLimit::PeerResets);
         }
     }
 
@@ -63,11 +58,11 @@ impl Connection {
     }
 
     /// An abuse limit fired: GOAWAY ENHANCE_YOUR_CALM naming it.
-    pub(super) fn abuse(&mut self, what: &str) {
+    pub(super) fn abuse(&mut self, limit: AbuseLimit) {
         if self.closing.is_some() {
             return;
         }
         self.stats.abuse_breaches += 1;
-        self.fail(Reason::ENHANCE_YOUR_CALM, what.to_string());
+        self.fail(ConnViolation::Limit(limit));
     }
 }

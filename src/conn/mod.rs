@@ -34,6 +34,7 @@ mod state;
 mod stats;
 mod timer;
 pub mod validate;
+mod violation;
 
 pub use config::{
     AbuseLimits, ClientKeepalive, ConnConfig, EnforcementPolicy, RateLimit, ServerKeepalive,
@@ -44,6 +45,7 @@ pub(crate) use slots::{HandlerSlots, Slot};
 pub use state::{Side, StreamState};
 pub use stats::ConnStats;
 pub use timer::Timer;
+pub use violation::{AbuseLimit, ConnViolation};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -526,7 +528,15 @@ impl Connection {
     /// Ends the connection now with GOAWAY `reason` (e.g. the server is
     /// stopping hard).
     pub fn close(&mut self, reason: Reason, detail: &str) {
-        self.fail(reason, detail.to_string());
+        if self.closing.is_some() {
+            return;
+        }
+        let last = self.last_stream_for_goaway();
+        self.send_goaway(last, reason, detail.as_bytes());
+        self.finish(CloseReason::Aborted {
+            reason,
+            detail: detail.to_string(),
+        });
     }
 
     /// The socket is gone: fails whatever is still queued (each stream with
@@ -561,7 +571,7 @@ impl Connection {
         let mut written = match self.writer.write(batch, budget) {
             Ok(written) => written,
             Err(err) => {
-                self.fail(err.reason, err.detail.to_string());
+                self.fail(ConnViolation::SendWindowOverflow(err.detail));
                 self.writer.write(batch, budget).unwrap_or_default()
             }
         };
@@ -692,19 +702,16 @@ impl Connection {
         self.put(Item::GoAway(goaway));
     }
 
-    /// A connection error: GOAWAY with `reason`, then close.
-    fn fail(&mut self, reason: Reason, detail: String) {
+    /// A connection error: GOAWAY with the violation's code and text, then
+    /// close.
+    fn fail(&mut self, violation: ConnViolation) {
         if self.closing.is_some() {
             return;
         }
         let last = self.last_stream_for_goaway();
-        let debug = if reason == Reason::ENHANCE_YOUR_CALM && detail.contains("too_many_pings") {
-            b"too_many_pings".to_vec()
-        } else {
-            detail.clone().into_bytes()
-        };
-        self.send_goaway(last, reason, &debug);
-        self.finish(CloseReason::LocalError { reason, detail });
+        let debug = violation.to_string();
+        self.send_goaway(last, violation.reason(), debug.as_bytes());
+        self.finish(CloseReason::LocalError(violation));
     }
 
     /// The last stream id our GOAWAY names: the highest the peer opened

@@ -16,8 +16,8 @@ use loopy::{Item, Role, StreamKey, WriteQuota};
 
 use super::validate::{self, ContentLength};
 use super::{
-    ConnEvent, Connection, Drain, Phase, Side, StreamRecord, StreamState, Timer, DRAIN_PING,
-    IDLE_PING_INTERVAL, KEEPALIVE_PING, MAX_PING_STRIKES,
+    AbuseLimit, ConnEvent, ConnViolation, Connection, Drain, Phase, Side, StreamRecord,
+    StreamState, Timer, DRAIN_PING, IDLE_PING_INTERVAL, KEEPALIVE_PING, MAX_PING_STRIKES,
 };
 
 /// Where a frame's stream id stands for us.
@@ -66,7 +66,10 @@ impl Connection {
 
     fn frame_error(&mut self, err: FrameError, now: Instant) {
         match err.scope {
-            Scope::Connection => self.fail(err.reason, err.violation.to_string()),
+            Scope::Connection => self.fail(ConnViolation::Frame {
+                violation: err.violation,
+                reason: err.reason,
+            }),
             Scope::Stream(id) => {
                 if self.is_peer_stream(id) && id > self.max_peer_stream {
                     // A refused new stream (e.g. its header list was too
@@ -87,10 +90,7 @@ impl Connection {
         if self.phase == Phase::FirstSettings {
             // §3.4: the peer's preface ends with a SETTINGS frame.
             if !matches!(&frame, Frame::Settings(s) if !s.ack) {
-                return self.fail(
-                    Reason::PROTOCOL_ERROR,
-                    "the first frame was not SETTINGS".into(),
-                );
+                return self.fail(ConnViolation::FirstFrameNotSettings);
             }
             self.phase = Phase::Open;
             self.timers.stop(Timer::Preface);
@@ -104,10 +104,7 @@ impl Connection {
             Frame::Settings(settings) => self.on_settings(settings, now),
             Frame::PushPromise(_) => {
                 // §8.4: a client never pushes, and we tell servers not to.
-                self.fail(
-                    Reason::PROTOCOL_ERROR,
-                    "PUSH_PROMISE received (push is disabled)".into(),
-                );
+                self.fail(ConnViolation::PushPromise);
             }
             Frame::Ping(ping) => self.on_ping(ping, now),
             Frame::GoAway(goaway) => {
@@ -141,11 +138,8 @@ impl Connection {
     }
 
     /// Frames other than HEADERS/PRIORITY on an idle stream (§5.1).
-    fn idle_stream_error(&mut self, kind: &str, id: StreamId) {
-        self.fail(
-            Reason::PROTOCOL_ERROR,
-            format!("{kind} on idle stream {id}"),
-        );
+    fn idle_stream_error(&mut self, kind: &'static str, id: StreamId) {
+        self.fail(ConnViolation::FrameOnIdleStream { kind, id });
     }
 
     /// DATA or HEADERS on a closed stream: ignored if we reset it (the peer
@@ -170,15 +164,9 @@ impl Connection {
             return self.late_frame(id, now);
         }
         if self.recent_closed.contains(id) {
-            return self.fail(
-                Reason::STREAM_CLOSED,
-                format!("HEADERS on stream {id}, which has closed"),
-            );
+            return self.fail(ConnViolation::HeadersOnClosedStream { id });
         }
-        self.fail(
-            Reason::PROTOCOL_ERROR,
-            format!("HEADERS on stream {id}, below the last stream opened"),
-        );
+        self.fail(ConnViolation::StreamIdWentBackwards { id });
     }
 
     fn on_data(&mut self, data: Data, now: Instant) {
@@ -191,13 +179,13 @@ impl Connection {
                     self.inbound_action(action);
                 }
             }
-            Err(err) => return self.fail(Reason::FLOW_CONTROL_ERROR, err.to_string()),
+            Err(err) => return self.fail(ConnViolation::ConnectionWindowExceeded(err)),
         }
         if data.payload.is_empty()
             && !data.end_stream
             && self.empty_frames.hit(self.config.limits.empty_frames, now)
         {
-            return self.abuse("empty_frames: too many empty DATA frames");
+            return self.abuse(AbuseLimit::EmptyFrames);
         }
         match self.stream_ref(id) {
             StreamRef::Idle => return self.idle_stream_error("DATA", id),
@@ -258,10 +246,7 @@ impl Connection {
             StreamRef::Idle => {
                 // §5.1.1: a server may not open streams (no push), and a
                 // client id we never used cannot get a response.
-                self.fail(
-                    Reason::PROTOCOL_ERROR,
-                    format!("HEADERS on unexpected stream {id}"),
-                )
+                self.fail(ConnViolation::UnexpectedStream { id })
             }
         }
     }
@@ -447,14 +432,11 @@ impl Connection {
             return;
         }
         if self.settings_count.hit(self.config.limits.settings, now) {
-            return self.abuse("settings: too many SETTINGS frames");
+            return self.abuse(AbuseLimit::Settings);
         }
         if self.role == Role::Client && settings.enable_push() == Some(true) {
             // §6.5.2: a server must not enable push.
-            return self.fail(
-                Reason::PROTOCOL_ERROR,
-                "SETTINGS_ENABLE_PUSH=1 from a server".into(),
-            );
+            return self.fail(ConnViolation::ServerEnabledPush);
         }
         // Applied by the writer before it writes the ack (§6.5.3 order).
         self.put(Item::PeerSettings(settings));
@@ -510,11 +492,11 @@ impl Connection {
         self.stats.pings_in += 1;
         let answers_our_data = std::mem::take(&mut self.sent_since_ping);
         if !answers_our_data && self.pings.hit(self.config.limits.pings, now) {
-            return self.abuse("pings: too many PING frames");
+            return self.abuse(AbuseLimit::Pings);
         }
         if self.role == Role::Server && self.ping_strike(now) {
             self.stats.ping_strikes += 1;
-            return self.fail(Reason::ENHANCE_YOUR_CALM, "too_many_pings".into());
+            return self.fail(ConnViolation::TooManyPings);
         }
         self.put(Item::Ping {
             ack: true,
