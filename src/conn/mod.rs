@@ -24,6 +24,16 @@
 //! [`Connection::wants_read`]; close the socket once
 //! [`Connection::is_finished`] and the last batch is written.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 mod config;
 mod event;
 mod limits;
