@@ -2,8 +2,11 @@
 //! kinds, statuses, metadata, deadlines and cancellation both ways,
 //! thousands of calls in flight through completion handles, calls queued
 //! under MAX_CONCURRENT_STREAMS = 1, a dead target, wait-for-ready, and the
-//! connectivity states.
+//! connectivity states; and, against a scripted raw server, responses our
+//! server never sends (message compression the headers do not back).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -920,4 +923,101 @@ fn calls_started_from_completion_callbacks_do_not_deadlock() {
             "the chain of 200 calls finished"
         );
     }
+}
+
+// --- responses from a scripted raw server ----------------------------------
+
+use common::peer::{frames, Peer};
+use common::wait::PATIENCE;
+use framer::Reason;
+use mio_grpc::grpc::Encoding;
+
+/// One length-prefixed message with the compressed flag as given.
+fn framed(compressed: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![u8::from(compressed)];
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A unary call to a raw server that answers with response headers
+/// carrying `fields` and one DATA frame holding `message`, then waits for
+/// the client to end the call: OK trailers follow only if `trailers`.
+/// Returns the call's result, the raw server (to see what the client sent
+/// afterwards) and the channel (dropping it would close the connection).
+fn unary_answered_with(
+    fields: &[(&str, &str)],
+    message: Vec<u8>,
+    trailers: bool,
+) -> (Result<Bytes, Status>, Peer, Channel) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let channel = Channel::new(&target, ChannelOptions::default()).unwrap();
+    let call = channel.start_unary_raw(
+        "/t.S/Echo",
+        Bytes::from_static(b"ping"),
+        CallOptions::default(),
+    );
+    let mut server = Peer::accept(&listener);
+    server.server_handshake();
+    server.expect_headers(1);
+    let mut headers = frames::headers(1)
+        .field(":status", "200")
+        .field("content-type", "application/grpc");
+    for (name, value) in fields {
+        headers = headers.field(name, value);
+    }
+    server.send(headers);
+    server.send(frames::data(1, message));
+    if trailers {
+        server.send(frames::headers(1).field("grpc-status", "0").eos());
+    }
+    let result = call.wait_timeout(PATIENCE).expect("the call ended");
+    (result, server, channel)
+}
+
+#[test]
+fn a_compressed_message_without_grpc_encoding_is_internal() {
+    // The flag says compressed, the headers name no encoding (or identity):
+    // nothing says how to decompress it (grpc-go: "compressed flag set with
+    // identity or empty encoding"), so it must not be taken as identity.
+    for fields in [&[][..], &[("grpc-encoding", "identity")]] {
+        let (result, mut server, _channel) =
+            unary_answered_with(fields, framed(true, b"pong"), false);
+        let err = result.expect_err("a compressed message with no encoding was accepted");
+        assert_eq!(err.code(), Code::Internal, "{fields:?}: {err:?}");
+        assert!(
+            err.message().contains("compressed flag set"),
+            "{fields:?}: {err:?}"
+        );
+        // The client stops the server's side of the stream.
+        server.expect_rst(1, Reason::CANCEL);
+    }
+}
+
+#[test]
+fn an_unknown_grpc_encoding_fails_only_a_compressed_message() {
+    let unknown = [("grpc-encoding", "br-unknown")];
+    // An uncompressed message needs no decompressor, whatever the headers
+    // name.
+    let (result, _server, _channel) = unary_answered_with(&unknown, framed(false, b"pong"), true);
+    assert_eq!(&result.unwrap()[..], b"pong");
+
+    // A compressed one does, and there is none for this encoding.
+    let (result, mut server, _channel) =
+        unary_answered_with(&unknown, framed(true, b"pong"), false);
+    let err = result.expect_err("a message in an unknown encoding was accepted");
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert!(err.message().contains("br-unknown"), "{err:?}");
+    server.expect_rst(1, Reason::CANCEL);
+}
+
+#[test]
+fn a_gzip_compressed_response_from_a_raw_server_is_decompressed() {
+    // The control for the two tests above: the same script with a message
+    // the headers do back.
+    let body = mio_grpc::grpc::compress(Encoding::Gzip, b"pong").unwrap();
+    let (result, _server, _channel) =
+        unary_answered_with(&[("grpc-encoding", "gzip")], framed(true, &body), true);
+    assert_eq!(&result.unwrap()[..], b"pong");
 }
