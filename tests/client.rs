@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::wait::{wait_until, PATIENCE};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +45,8 @@ fn service() -> ServiceDesc {
         .method(MethodDesc::raw_unary(
             "Sleep",
             |ctx: &Context, _req: Bytes| {
+                // The behaviour under test, not an ordering: a call still
+                // running when its deadline passes or it is cancelled.
                 ctx.sleep(Duration::from_secs(3));
                 Ok(Bytes::new())
             },
@@ -142,17 +145,14 @@ fn bidi_streams_in_order_with_large_messages() {
 type Seen = Arc<parking_lot::Mutex<(Vec<Bytes>, Option<Result<(), Status>>)>>;
 
 fn wait_for_end(seen: &Seen) -> (Vec<Bytes>, Result<(), Status>) {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        {
-            let s = seen.lock();
-            if let Some(end) = &s.1 {
-                return (s.0.clone(), end.clone());
-            }
-        }
-        assert!(Instant::now() < until, "the callback never saw the end");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let ended = wait_until(|| seen.lock().1.is_some(), PATIENCE);
+    let s = seen.lock();
+    assert!(
+        ended,
+        "the callback never saw the end ({} messages seen)",
+        s.0.len()
+    );
+    (s.0.clone(), s.1.clone().unwrap())
 }
 
 #[test]
@@ -195,6 +195,11 @@ fn a_ping_pong_driven_from_the_message_callback_runs_to_a_clean_end() {
     assert_eq!(call.recv().unwrap(), None);
 }
 
+/// DATA payload octets received (frame headers taken out).
+fn data_payload_in(stats: &mio_grpc::conn::ConnStats) -> u64 {
+    stats.bytes_in_by_type[0] - 9 * stats.frames_in[0]
+}
+
 #[test]
 fn the_message_callback_gets_messages_that_arrived_before_it_and_a_failure_as_the_end() {
     let server = server(100);
@@ -205,9 +210,14 @@ fn the_message_callback_gets_messages_that_arrived_before_it_and_a_failure_as_th
     for i in 0..3u8 {
         call.send(&[i]).unwrap();
     }
-    // Wait until all three answers are queued, unread.
-    call.headers().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Wait until all three answers are queued, unread: the connection has
+    // read their 3 x 6 octets (the runtime hands a read's events to the
+    // calls before it lets go of the connection, so the counters never run
+    // ahead of the queue).
+    assert!(wait_until(
+        || data_payload_in(&channel.transport_stats()) >= 3 * 6,
+        PATIENCE
+    ));
     let seen: Seen = Default::default();
     let log = Arc::clone(&seen);
     call.on_message(move |result| {
@@ -345,7 +355,12 @@ fn wait_for_ready_waits_for_a_server_started_later() {
             )
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // The server starts once the call has found nothing there (the
+    // channel's first connect failed) and waits for it.
+    assert!(wait_until(
+        || channel.state(false) == ConnectivityState::TransientFailure,
+        PATIENCE
+    ));
     let mut server = Server::builder().event_loops(1).build();
     server.add_service(service()).unwrap();
     let _handle = server.start(addr).unwrap();
@@ -360,7 +375,11 @@ fn close_fails_new_calls_and_reports_shutdown() {
         .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
         .unwrap();
     let in_flight = channel.start_unary_raw("/t.S/Sleep", Bytes::new(), CallOptions::default());
-    std::thread::sleep(Duration::from_millis(50));
+    // Close with the call on the wire (its HEADERS written).
+    assert!(wait_until(
+        || channel.transport_stats().streams_opened == 2,
+        PATIENCE
+    ));
     channel.close();
     let err = in_flight.wait().unwrap_err();
     assert_eq!(
@@ -404,6 +423,7 @@ fn counting_server(addr: &str, hits: Arc<AtomicUsize>, succeed_at: usize) -> Ser
         .method(MethodDesc::raw_unary(
             "Sleep",
             |ctx: &Context, _req: Bytes| {
+                // The behaviour under test: a call outliving its deadline.
                 ctx.sleep(Duration::from_secs(3));
                 Ok(Bytes::new())
             },
@@ -453,17 +473,11 @@ fn round_robin_spreads_calls_and_survives_a_restarted_backend() {
     )
     .unwrap();
     channel.connect();
-    let ready = Instant::now() + Duration::from_secs(5);
-    while channel
-        .subchannel_states()
-        .iter()
-        .filter(|(_, s)| *s == ConnectivityState::Ready)
-        .count()
-        < 3
-    {
-        assert!(Instant::now() < ready, "{:?}", channel.subchannel_states());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        wait_until(|| ready_subchannels(&channel) == 3, PATIENCE),
+        "{:?}",
+        channel.subchannel_states()
+    );
     for _ in 0..300 {
         channel
             .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
@@ -479,21 +493,42 @@ fn round_robin_spreads_calls_and_survives_a_restarted_backend() {
             .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
             .unwrap();
     }
+    assert!(
+        wait_until(|| ready_subchannels(&channel) == 2, PATIENCE),
+        "the channel did not notice the stopped backend: {:?}",
+        channel.subchannel_states()
+    );
     // It comes back: the channel reconnects after its backoff and uses it.
     servers[1] = Some(counting_server(
         &format!("127.0.0.1:{}", ports[1]),
         hits[1].clone(),
         0,
     ));
+    assert!(
+        wait_until(|| ready_subchannels(&channel) == 3, PATIENCE),
+        "the channel did not reconnect to the restarted backend: {:?}",
+        channel.subchannel_states()
+    );
     let before = hits[1].load(Ordering::SeqCst);
-    let until = Instant::now() + Duration::from_secs(5);
-    while hits[1].load(Ordering::SeqCst) == before {
-        assert!(Instant::now() < until, "the restarted backend got no calls");
+    for _ in 0..3 {
         channel
             .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
             .unwrap();
-        std::thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!(
+        hits[1].load(Ordering::SeqCst),
+        before + 1,
+        "three calls over three ready backends: one for the restarted one"
+    );
+}
+
+/// Subchannels in the READY state.
+fn ready_subchannels(channel: &Channel) -> usize {
+    channel
+        .subchannel_states()
+        .iter()
+        .filter(|(_, s)| *s == ConnectivityState::Ready)
+        .count()
 }
 
 const RETRY_CONFIG: &str = r#"{
@@ -859,17 +894,11 @@ fn a_balancer_of_your_own_picks_the_subchannel() {
     )
     .unwrap();
     channel.connect();
-    let until = Instant::now() + Duration::from_secs(5);
-    while channel
-        .subchannel_states()
-        .iter()
-        .filter(|(_, s)| *s == ConnectivityState::Ready)
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < until);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        wait_until(|| ready_subchannels(&channel) == 2, PATIENCE),
+        "{:?}",
+        channel.subchannel_states()
+    );
     for _ in 0..20 {
         channel
             .unary_raw("/t.S/Echo", Bytes::new(), CallOptions::default())
@@ -928,7 +957,6 @@ fn calls_started_from_completion_callbacks_do_not_deadlock() {
 // --- responses from a scripted raw server ----------------------------------
 
 use common::peer::{frames, Peer};
-use common::wait::PATIENCE;
 use framer::Reason;
 use mio_grpc::grpc::Encoding;
 
