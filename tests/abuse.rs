@@ -3,8 +3,10 @@
 //! ENHANCE_YOUR_CALM (or the RFC's answer), while a second, well-behaved
 //! connection to the same server keeps getting answers. Two large floods
 //! that are backpressure, not errors (PINGs from a peer that never reads,
-//! DATA for an application that never reads) check through the attacked
-//! connection's own counters (`ConnStats`) that the server stops reading.
+//! DATA for an application that never reads) run against a runtime server
+//! whose session holds every body unread (`UnreadServer`), and check
+//! through the attacked connection's own counters (`ConnStats`) that the
+//! server stops reading.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
