@@ -1,20 +1,32 @@
 //! Abuse limits on a real server (`mio_grpc::http::Server` over TCP): for
 //! each limit an attacker connection trips it and gets GOAWAY
 //! ENHANCE_YOUR_CALM (or the RFC's answer), while a second, well-behaved
-//! connection to the same server keeps getting answers. A large flood
-//! checks that the server's memory stays bounded.
+//! connection to the same server keeps getting answers. Two large floods
+//! that are backpressure, not errors (PINGs from a peer that never reads,
+//! DATA for an application that never reads) run against a runtime server
+//! whose session holds every body unread (`UnreadServer`), and check
+//! through the attacked connection's own counters (`ConnStats`) that the
+//! server stops reading.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 
-use std::io::Write;
-use std::net::SocketAddr;
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::peer::{frames, start_server_with, Peer, HELLO};
+use common::wait::PATIENCE;
+use crossbeam_channel::{Receiver, Sender};
 use framer::hpack::HeaderField;
 use framer::{Frame, Reason};
-use mio_grpc::conn::ConnConfig;
+use loopy::{Item, StreamKey};
+use mio_grpc::conn::{ConnConfig, ConnEvent, ConnStats, Connection, EnforcementPolicy};
+use mio_grpc::runtime::{
+    Acceptor, ConnHandle, ListenerConfig, ListenerHandle, Runtime, RuntimeConfig, Session,
+};
 
 /// A well-behaved client gets `hello` on a fresh stream.
 fn still_serves(good: &mut Peer, stream: u32) {
@@ -192,52 +204,180 @@ fn too_many_concurrent_streams_are_refused_and_the_connection_goes_on() {
     );
 }
 
-/// Resident memory of this process, in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+// --- floods that are backpressure, seen through the connection's counters --
+
+/// A server whose application never reads a request body (every DATA
+/// payload stays counted against the connection's buffered bytes), except
+/// that `GET /` answers `hello`; the test gets each accepted connection's
+/// handle, for its counters.
+struct UnreadServer {
+    runtime: Option<Runtime>,
+    listener: ListenerHandle,
+    accepted: Receiver<ConnHandle>,
 }
 
-/// Writes `prologue`, then `chunk` repeatedly up to `total` bytes, to
-/// `addr` as fast as the server takes them, without reading anything back,
-/// for at most `limit`. Returns the bytes the server took.
-fn blast(addr: SocketAddr, prologue: &[u8], chunk: &[u8], total: usize, limit: Duration) -> usize {
-    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+struct UnreadAcceptor {
+    conn: ConnConfig,
+    accepted: Sender<ConnHandle>,
+}
+
+impl Acceptor for UnreadAcceptor {
+    fn conn_config(&self) -> ConnConfig {
+        self.conn.clone()
+    }
+
+    fn accept(&self, handle: ConnHandle) -> Box<dyn Session> {
+        let _ = self.accepted.send(handle);
+        Box::new(UnreadSession { held: Vec::new() })
+    }
+}
+
+/// Holds every DATA payload it gets, never releasing its capacity.
+struct UnreadSession {
+    held: Vec<Bytes>,
+}
+
+impl Session for UnreadSession {
+    fn on_event(&mut self, conn: &mut Connection, event: ConnEvent) {
+        match event {
+            ConnEvent::Request {
+                id,
+                head,
+                end_stream: true,
+            } if head.path.as_deref() == Some(&b"/"[..]) => {
+                let key = StreamKey::from(id);
+                let status = HeaderField::new(":status", "200");
+                let _ = conn.buffer().put(Item::Headers {
+                    key,
+                    fields: vec![status],
+                    end_stream: false,
+                });
+                let _ = conn.buffer().put(Item::Data {
+                    key,
+                    data: Bytes::from_static(HELLO),
+                    end_stream: true,
+                });
+            }
+            ConnEvent::Data { data, .. } => self.held.push(data),
+            _ => {}
+        }
+    }
+}
+
+impl UnreadServer {
+    fn start(configure: impl FnOnce(&mut ConnConfig)) -> (UnreadServer, SocketAddr) {
+        let mut conn = ConnConfig::default();
+        configure(&mut conn);
+        let runtime = Runtime::new(RuntimeConfig {
+            event_loops: 1,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let (tx, accepted) = crossbeam_channel::unbounded();
+        let acceptor = Arc::new(UnreadAcceptor { conn, accepted: tx });
+        let listener = runtime
+            .listen(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                ListenerConfig::default(),
+                acceptor,
+            )
+            .unwrap();
+        let addr = listener.local_addr();
+        let server = UnreadServer {
+            runtime: Some(runtime),
+            listener,
+            accepted,
+        };
+        (server, addr)
+    }
+
+    /// The server's side of the connection `client` made.
+    fn connection_of(&self, client: &TcpStream) -> ConnHandle {
+        let ours = client.local_addr().unwrap();
+        loop {
+            let handle = self
+                .accepted
+                .recv_timeout(PATIENCE)
+                .expect("the server accepted the connection");
+            if handle.peer_addr() == ours {
+                return handle;
+            }
+        }
+    }
+}
+
+impl Drop for UnreadServer {
+    fn drop(&mut self) {
+        self.listener.close();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown();
+        }
+    }
+}
+
+/// DATA payload octets received (frame headers taken out).
+fn data_payload_in(stats: &ConnStats) -> u64 {
+    stats.bytes_in_by_type[0] - 9 * stats.frames_in[0]
+}
+
+/// Writes `prologue`, then `total` bytes of `chunk` repeated, to `socket`
+/// as fast as the server takes them, without reading anything back.
+/// Whenever a write has waited 500 ms, asks `stopped` whether the server
+/// has stopped reading (its counters say why), and returns if so; gives up
+/// after `limit` (a bound for a failing test: a server that never stops
+/// reading takes the whole flood sooner). Returns the bytes written.
+fn blast(
+    socket: &mut TcpStream,
+    prologue: &[u8],
+    chunk: &[u8],
+    total: usize,
+    limit: Duration,
+    stopped: impl Fn() -> bool,
+) -> usize {
     socket
         .set_write_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    let mut taken = 0;
-    for piece in prologue.chunks(64 * 1024) {
-        match socket.write(piece) {
-            Ok(n) if n == piece.len() => taken += n,
-            Ok(n) => return taken + n,
-            Err(_) => return taken,
+    let deadline = Instant::now() + limit;
+    let mut written = 0usize;
+    while Instant::now() < deadline {
+        let rest = match written.checked_sub(prologue.len()) {
+            None => &prologue[written..],
+            Some(done) if done < total && !chunk.is_empty() => {
+                let at = done % chunk.len();
+                &chunk[at..chunk.len().min(at + total - done)]
+            }
+            Some(_) => break,
+        };
+        match socket.write(&rest[..rest.len().min(64 * 1024)]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if stopped() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => break, // the server closed the connection
         }
     }
-    let start = Instant::now();
-    let mut sent = 0;
-    while sent < total && start.elapsed() < limit {
-        match socket.write(chunk) {
-            Ok(n) => sent += n,
-            Err(_) => break, // the server stopped reading (or closed)
-        }
-    }
-    sent
+    written
 }
 
 #[test]
-fn a_ping_flood_from_a_peer_that_never_reads_keeps_memory_bounded() {
-    // Ping limits off: only the transport-response throttle stands between
-    // the flood and memory. The attacker never reads its PING acks, so the
+fn a_ping_flood_from_a_peer_that_never_reads_is_throttled_not_buffered() {
+    // Ping limits and keepalive enforcement off (either would end the
+    // connection): only the transport-response throttle stands between the
+    // flood and memory. The attacker never reads its PING acks, so the
     // server's socket fills, the acks queue, and reading stops.
-    let (_server, addr) = start_server_with(|c| c.limits.pings.max = u32::MAX);
+    let (server, addr) = UnreadServer::start(|c| {
+        c.limits.pings.max = u32::MAX;
+        c.enforcement = EnforcementPolicy {
+            min_time: Duration::ZERO,
+            permit_without_stream: true,
+        };
+    });
     let mut good = Peer::connect(addr);
     good.handshake();
-    let before = rss_kib();
 
     let mut prologue = framer::PREFACE.to_vec();
     let mut encoder = framer::Encoder::new();
@@ -249,43 +389,55 @@ fn a_ping_flood_from_a_peer_that_never_reads_keeps_memory_bounded() {
         encoder.encode(&Frame::Ping(framer::Ping::new(i.to_be_bytes())), &mut chunk);
     }
     // 200 MB of PINGs offered; far less is taken.
-    let sent = blast(addr, &prologue, &chunk, 200 << 20, Duration::from_secs(5));
-    let after = rss_kib();
-    still_serves(&mut good, 1);
+    let offered = 200 << 20;
+    let mut attacker = TcpStream::connect(addr).unwrap();
+    let attacked = server.connection_of(&attacker);
+    let sent = blast(&mut attacker, &prologue, &chunk, offered, PATIENCE, || {
+        attacked.stats().read_throttles > 0
+    });
     assert!(
-        sent < 200 << 20,
+        sent < offered,
         "the server kept reading a peer that never reads"
     );
-    let growth = after.saturating_sub(before);
+    let stats = attacked.stats();
     assert!(
-        growth < 64 * 1024,
-        "RSS grew by {growth} KiB under a PING flood ({sent} bytes taken)"
+        stats.read_throttles > 0,
+        "reading never stopped for the queued acks: {stats:?}"
     );
+    // Backpressure, not an error: the connection is still up.
+    assert_eq!(
+        (stats.abuse_breaches, stats.goaways_out),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert!(!attacked.is_closed());
+    still_serves(&mut good, 1);
 }
 
 #[test]
-fn a_data_flood_into_a_handler_that_does_not_read_keeps_memory_bounded() {
+fn a_data_flood_into_an_application_that_does_not_read_stops_at_the_buffered_bytes_limit() {
     // Flow control bounds each stream; the buffered-bytes limit bounds the
-    // connection even with many streams and large windows.
-    let (_server, addr) = start_server_with(|c| {
-        c.limits.max_buffered_bytes = 1 << 20;
+    // connection even with many streams and windows large enough for all
+    // of the flood.
+    const LIMIT: usize = 1 << 20;
+    const PAYLOAD: usize = 16_000;
+    let (server, addr) = UnreadServer::start(|c| {
+        c.limits.max_buffered_bytes = LIMIT;
         c.max_concurrent_streams = 1000;
         c.inbound = loopy::InboundConfig::static_windows(1 << 30, 1 << 24);
     });
     let mut good = Peer::connect(addr);
     good.handshake();
-    let before = rss_kib();
 
-    // 400 streams to /hold (whose handlers sleep before reading), each
-    // offered 128 KB: 51 MB in all.
+    // 400 streams, each offered 128 KB: 51 MB in all, never read.
     let mut encoder = framer::Encoder::new();
     let mut wire = bytes::BytesMut::new();
     wire.extend_from_slice(framer::PREFACE);
     encoder.encode(&Frame::Settings(framer::Settings::new()), &mut wire);
-    let payload = bytes::Bytes::from(vec![0u8; 16_000]);
+    let payload = Bytes::from(vec![0u8; PAYLOAD]);
     for i in 0..400u32 {
         let id = framer::StreamId::new(1 + 2 * i);
-        let fields = frames::request_fields("POST", "/hold");
+        let fields = frames::request_fields("POST", "/upload");
         let headers = framer::Headers::new(id, framer::HeaderBlock::Fields(fields));
         encoder.encode(&Frame::Headers(headers), &mut wire);
         for _ in 0..8 {
@@ -296,14 +448,29 @@ fn a_data_flood_into_a_handler_that_does_not_read_keeps_memory_bounded() {
         }
     }
     let total = wire.len();
-    let sent = blast(addr, &wire, &[], 0, Duration::ZERO);
-    let _ = (sent, total);
-    std::thread::sleep(Duration::from_millis(300));
-    let after = rss_kib();
-    still_serves(&mut good, 1);
-    let growth = after.saturating_sub(before);
+    let mut attacker = TcpStream::connect(addr).unwrap();
+    let attacked = server.connection_of(&attacker);
+    // Writing stops once the server has read up to the limit.
+    let sent = blast(&mut attacker, &wire, &[], 0, PATIENCE, || {
+        data_payload_in(&attacked.stats()) >= LIMIT as u64
+    });
     assert!(
-        growth < 64 * 1024,
-        "RSS grew by {growth} KiB under a {total}-byte DATA flood"
+        sent < total,
+        "the server read all of a {total}-byte flood nobody consumes"
     );
+    // And never more than one frame past it.
+    let stats = attacked.stats();
+    assert!(
+        data_payload_in(&stats) < (LIMIT + PAYLOAD) as u64,
+        "{} DATA octets read past a {LIMIT}-octet limit: {stats:?}",
+        data_payload_in(&stats)
+    );
+    // Backpressure, not an error: the connection is still up.
+    assert_eq!(
+        (stats.abuse_breaches, stats.goaways_out),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert!(!attacked.is_closed());
+    still_serves(&mut good, 1);
 }

@@ -4,9 +4,12 @@
 //! service config (gRFC A2, A6) with retry throttling. No sockets, no
 //! network beyond the system resolver on `localhost`.
 
+#[path = "common/wait.rs"]
+mod wait;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -695,21 +698,18 @@ fn backoff_is_tunable() {
 #[test]
 fn state_watch_wakes_a_waiter() {
     let watch = Arc::new(StateWatch::new(ConnectivityState::Idle));
-    let barrier = Arc::new(Barrier::new(2));
     let waiter = {
         let watch = Arc::clone(&watch);
-        let barrier = Arc::clone(&barrier);
         thread::spawn(move || {
-            barrier.wait();
             let changed = watch.wait_for_change(
                 ConnectivityState::Idle,
-                Some(Instant::now() + Duration::from_secs(10)),
+                Some(Instant::now() + wait::PATIENCE),
             );
             (changed, watch.get())
         })
     };
-    barrier.wait();
-    thread::sleep(Duration::from_millis(20));
+    // The change comes once the waiter is parked: it is woken, not early.
+    assert!(wait::wait_until(|| watch.waiters() == 1, wait::PATIENCE));
     assert!(watch.set(ConnectivityState::Connecting));
     let (changed, seen) = waiter.join().unwrap();
     assert!(changed);
@@ -725,11 +725,12 @@ fn state_watch_wakes_every_waiter_without_deadline() {
             thread::spawn(move || watch.wait_for_change(ConnectivityState::Connecting, None))
         })
         .collect();
-    thread::sleep(Duration::from_millis(20));
+    assert!(wait::wait_until(|| watch.waiters() == 4, wait::PATIENCE));
     watch.set(ConnectivityState::Ready);
     for waiter in waiters {
         assert!(waiter.join().unwrap());
     }
+    assert_eq!(watch.waiters(), 0);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::peer::{frames, Peer};
+use common::wait::{wait_until, PATIENCE};
 use framer::hpack::{HeaderField, HeaderList};
 use framer::{Frame, Reason};
 use mio_grpc::grpc::{Code, Encoding, Metadata, Status};
@@ -58,11 +59,15 @@ fn grpc_status(fields: &HeaderList) -> (Code, String) {
 
 struct TestServer {
     handle: ServerHandle,
+    /// The `Sleep` handler is running.
+    sleep_started: Arc<AtomicBool>,
     cancelled_seen: Arc<AtomicBool>,
     order: Arc<Mutex<Vec<&'static str>>>,
 }
 
 fn start() -> TestServer {
+    let sleep_started = Arc::new(AtomicBool::new(false));
+    let started = sleep_started.clone();
     let cancelled_seen = Arc::new(AtomicBool::new(false));
     let seen = cancelled_seen.clone();
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -75,6 +80,9 @@ fn start() -> TestServer {
         .method(MethodDesc::raw_unary(
             "Sleep",
             move |ctx: &Context, _req: Bytes| {
+                started.store(true, Ordering::SeqCst);
+                // The behaviour under test, not an ordering: a handler
+                // still busy when its deadline passes or its client resets.
                 if !ctx.sleep(Duration::from_secs(5)) {
                     seen.store(true, Ordering::SeqCst);
                     return Err(Status::cancelled("gave up"));
@@ -147,6 +155,7 @@ fn start() -> TestServer {
     let handle = server.start("127.0.0.1:0".parse().unwrap()).unwrap();
     TestServer {
         handle,
+        sleep_started,
         cancelled_seen,
         order,
     }
@@ -425,12 +434,8 @@ fn the_deadline_sends_deadline_exceeded_and_the_handler_sees_it() {
         Code::DeadlineExceeded
     );
     assert!(started.elapsed() < Duration::from_secs(2));
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !server.cancelled_seen.load(Ordering::SeqCst) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
     assert!(
-        server.cancelled_seen.load(Ordering::SeqCst),
+        wait_until(|| server.cancelled_seen.load(Ordering::SeqCst), PATIENCE),
         "the handler saw the cancellation"
     );
 }
@@ -445,13 +450,16 @@ fn a_client_reset_cancels_the_handler() {
             .fields(grpc_request("s")),
     );
     p.send(frames::data(1, message(b"")).eos());
-    std::thread::sleep(Duration::from_millis(50));
+    // Reset a running handler (one not started yet never starts).
+    assert!(wait_until(
+        || server.sleep_started.load(Ordering::SeqCst),
+        PATIENCE
+    ));
     p.send(frames::rst(1, Reason::CANCEL));
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !server.cancelled_seen.load(Ordering::SeqCst) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(server.cancelled_seen.load(Ordering::SeqCst));
+    assert!(
+        wait_until(|| server.cancelled_seen.load(Ordering::SeqCst), PATIENCE),
+        "the handler saw the cancellation"
+    );
     p.expect_alive();
 }
 

@@ -6,7 +6,9 @@
 //! response) give the server's; RST_STREAM codes map per the gRPC spec
 //! (CANCEL → CANCELLED, REFUSED_STREAM → UNAVAILABLE, …); a GOAWAY above
 //! our stream, a lost connection or a refused connect give UNAVAILABLE; our
-//! deadline gives DEADLINE_EXCEEDED.
+//! deadline gives DEADLINE_EXCEEDED; a message whose compressed flag the
+//! response's `grpc-encoding` does not back (none named, `identity`, or one
+//! we cannot decompress) gives INTERNAL, as in grpc-go.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::backlog::Backlog;
 use crate::conn::validate::ResponseHead;
 use crate::deadline::Expire;
-use crate::grpc::{self, Code, Encoding, MessageDecoder, Metadata, Status};
+use crate::grpc::{self, Code, Encoding, MessageDecoder, Metadata, RawMessage, Status};
 use crate::runtime::ConnHandle;
 
 type Callback = Box<dyn FnOnce(&Status) + Send>;
@@ -38,12 +40,67 @@ fn end_result(status: &Status) -> Result<Option<Bytes>, Status> {
     }
 }
 
+/// The response's `grpc-encoding`, as it bears on reading its messages.
+/// Only a message with the compressed flag set needs a decompressor: an
+/// uncompressed one reads the same whatever the headers name.
+#[derive(Debug)]
+enum ResponseEncoding {
+    /// One we know; `Identity` when the headers name none. A compressed
+    /// message under `Identity` is a protocol error: nothing says how to
+    /// decompress it.
+    Known(Encoding),
+    /// One we have no decompressor for (its name, for the error).
+    Unknown(String),
+}
+
+impl Default for ResponseEncoding {
+    /// Before the response headers: none named.
+    fn default() -> ResponseEncoding {
+        ResponseEncoding::Known(Encoding::Identity)
+    }
+}
+
+impl ResponseEncoding {
+    /// The encoding `fields` (the response headers) name.
+    fn from_fields(fields: &HeaderList) -> ResponseEncoding {
+        match fields.iter().find(|f| f.name == "grpc-encoding") {
+            None => ResponseEncoding::Known(Encoding::Identity),
+            Some(f) => match Encoding::from_header(&f.value) {
+                Some(encoding) => ResponseEncoding::Known(encoding),
+                None => ResponseEncoding::Unknown(String::from_utf8_lossy(&f.value).into_owned()),
+            },
+        }
+    }
+
+    /// The payload of `message`, decompressed if its flag says so (at
+    /// most `max` octets); INTERNAL if nothing backs the flag (grpc-go's
+    /// `checkRecvPayload`), RESOURCE_EXHAUSTED if decompressing fails.
+    fn payload(&self, message: RawMessage, max: usize) -> Result<Bytes, Status> {
+        if !message.compressed {
+            return Ok(message.payload);
+        }
+        match self {
+            ResponseEncoding::Known(Encoding::Identity) => Err(Status::internal(
+                "grpc: compressed flag set with identity or empty encoding",
+            )),
+            ResponseEncoding::Known(encoding) => grpc::decompress(*encoding, &message.payload, max)
+                .map_err(|e| {
+                    Status::resource_exhausted(format!("failed to decompress the response: {e}"))
+                }),
+            ResponseEncoding::Unknown(name) => Err(Status::internal(format!(
+                "grpc: a compressed message in grpc-encoding {name:?}, which this client \
+                 has no decompressor for"
+            ))),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     headers: Option<Metadata>,
     messages: VecDeque<(Bytes, usize)>,
     decoder: Option<MessageDecoder>,
-    encoding: Option<Encoding>,
+    encoding: ResponseEncoding,
     /// Published: waiters return.
     status: Option<Status>,
     /// Decided (first completion wins); the callback may still be running.
@@ -140,10 +197,7 @@ impl ClientCall {
             self.complete(Status::unknown("the response is not gRPC (content-type)"));
             return None;
         }
-        state.encoding = match head.fields.iter().find(|f| f.name == "grpc-encoding") {
-            Some(f) => Encoding::from_header(&f.value),
-            None => Some(Encoding::Identity),
-        };
+        state.encoding = ResponseEncoding::from_fields(&head.fields);
         state.headers = Some(Metadata::from_headers(&head.fields));
         drop(state);
         self.cond.notify_all();
@@ -158,13 +212,6 @@ impl ClientCall {
         if state.ending.is_some() {
             return n;
         }
-        let Some(encoding) = state.encoding else {
-            drop(state);
-            self.complete(Status::internal(
-                "unsupported grpc-encoding in the response",
-            ));
-            return n;
-        };
         let mut failure = None;
         // Messages for the callback: the usual one frame = one message needs
         // no allocation; more spill into `more`.
@@ -177,18 +224,12 @@ impl ClientCall {
                 match decoder.next() {
                     Ok(Some(message)) => {
                         let wire = 5 + message.payload.len();
-                        let payload = if message.compressed {
-                            match grpc::decompress(encoding, &message.payload, self.max_recv) {
-                                Ok(p) => p,
-                                Err(e) => {
-                                    failure = Some(Status::resource_exhausted(format!(
-                                        "failed to decompress the response: {e}"
-                                    )));
-                                    break;
-                                }
+                        let payload = match inner.encoding.payload(message, self.max_recv) {
+                            Ok(payload) => payload,
+                            Err(status) => {
+                                failure = Some(status);
+                                break;
                             }
-                        } else {
-                            message.payload
                         };
                         if inner.message_mode {
                             match first {

@@ -26,6 +26,7 @@
 )]
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -105,6 +106,9 @@ impl fmt::Display for ConnectivityState {
 pub struct StateWatch {
     state: Mutex<ConnectivityState>,
     changed: Condvar,
+    /// Threads in `wait_for_change`, counted under the lock before they
+    /// park.
+    waiters: AtomicUsize,
 }
 
 impl Default for StateWatch {
@@ -121,6 +125,7 @@ impl StateWatch {
         StateWatch {
             state: Mutex::new(initial),
             changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
         }
     }
 
@@ -150,17 +155,33 @@ impl StateWatch {
     /// forever (waiting to leave Shutdown, say).
     pub fn wait_for_change(&self, from: ConnectivityState, deadline: Option<Instant>) -> bool {
         let mut current = self.state.lock();
+        if *current != from {
+            return true;
+        }
+        self.waiters.fetch_add(1, Ordering::Relaxed);
         while *current == from {
             match deadline {
                 Some(deadline) => {
                     if self.changed.wait_until(&mut current, deadline).timed_out() {
-                        return *current != from;
+                        break;
                     }
                 }
                 None => self.changed.wait(&mut current),
             }
         }
-        true
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        *current != from
+    }
+
+    /// How many threads are blocked in [`StateWatch::wait_for_change`].
+    /// A thread is counted only while it holds the lock on its way to
+    /// park, so once it is counted any later [`StateWatch::set`] to a new
+    /// state wakes it (how a test orders a change after a wait without
+    /// sleeping).
+    #[must_use]
+    pub fn waiters(&self) -> usize {
+        let _parked = self.state.lock();
+        self.waiters.load(Ordering::Relaxed)
     }
 }
 

@@ -16,11 +16,17 @@
 //!
 //! [`start_server`] runs a `mio_grpc::http::Server` on 127.0.0.1:0 with
 //! one event loop: `/` answers `200 hello\n` after reading the body.
+//!
+//! The same peer plays the server for client tests: [`Peer::accept`] takes
+//! the connection the client under test makes, [`Peer::server_handshake`]
+//! does the server's side of the preface, and the frames DSL writes
+//! whatever responses the test needs (a compressed flag with no encoding,
+//! an unknown `grpc-encoding`, ...).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -103,6 +109,8 @@ pub fn connected_with(configure: impl FnOnce(&mut ConnConfig)) -> (Server, Peer)
 fn handle(mut request: Request) -> Response {
     let path = request.head.path.clone().unwrap_or_default();
     if &path[..] == b"/hold" {
+        // The behaviour under test, not an ordering: a slow handler whose
+        // stream stays open (and whose receive window stays shut) a while.
         std::thread::sleep(Duration::from_millis(500));
     }
     let body = match request.body.read_all() {
@@ -631,6 +639,36 @@ impl Peer {
     /// Connects (TCP_NODELAY, a read timeout); sends nothing yet.
     pub fn connect(addr: SocketAddr) -> Peer {
         let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect to the server");
+        Peer::over(stream)
+    }
+
+    /// Plays the server: accepts the next connection on `listener` (the
+    /// client under test dialing in); panics if none comes within
+    /// [`TIMEOUT`]. Sends nothing yet; [`Peer::server_handshake`] follows.
+    pub fn accept(listener: &TcpListener) -> Peer {
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let mut accepted = None;
+        let connected = super::wait::wait_until(
+            || match listener.accept() {
+                Ok((stream, _)) => {
+                    accepted = Some(stream);
+                    true
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+                Err(e) => panic!("accept: {e}"),
+            },
+            TIMEOUT,
+        );
+        assert!(connected, "no client connected within {TIMEOUT:?}");
+        let stream = accepted.expect("accepted");
+        stream.set_nonblocking(false).expect("blocking stream");
+        Peer::over(stream)
+    }
+
+    /// A peer on a connected socket (TCP_NODELAY, read and write timeouts).
+    fn over(stream: TcpStream) -> Peer {
         stream.set_nodelay(true).expect("TCP_NODELAY");
         stream
             .set_read_timeout(Some(TIMEOUT))
@@ -682,6 +720,12 @@ impl Peer {
     /// Reads the server's first frame, which must be a SETTINGS without
     /// ACK; applies and (if `auto_ack`) acknowledges it.
     pub fn expect_server_preface(&mut self) {
+        self.expect_first_settings("server");
+    }
+
+    /// The peer's first frame: a SETTINGS without ACK (RFC 9113 §3.4),
+    /// applied and (if `auto_ack`) acknowledged. `who` names the peer.
+    fn expect_first_settings(&mut self, who: &str) {
         let deadline = Instant::now() + TIMEOUT;
         match self.read_frame(deadline) {
             Event::Frame(Frame::Settings(s)) if !s.ack => {
@@ -689,11 +733,40 @@ impl Peer {
                 self.on_server_settings(&s);
             }
             Event::Frame(other) => panic!(
-                "RFC 9113 §3.4: the server's first frame must be SETTINGS, got {}",
+                "RFC 9113 §3.4: the {who}'s first frame must be SETTINGS, got {}",
                 describe(&other)
             ),
-            other => panic!("no server preface: {other:?}"),
+            other => panic!("no {who} preface: {other:?}"),
         }
+    }
+
+    // --- playing the server ------------------------------------------------
+
+    /// The server's side of the handshake (RFC 9113 §3.4): reads the
+    /// client's connection preface, sends `settings` as ours, reads the
+    /// client's SETTINGS (its first frame), acknowledges it and waits for
+    /// the acknowledgement of ours. (The client's SETTINGS is kept in
+    /// `server_settings`: the fields are named for the usual role.)
+    pub fn server_handshake_with(&mut self, settings: SettingsBuilder) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.read_buf.len() < PREFACE.len() {
+            if let Some(event) = self.fill(deadline) {
+                panic!(
+                    "no client preface ({event:?}); got {:?}",
+                    &self.read_buf[..]
+                );
+            }
+        }
+        let preface = self.read_buf.split_to(PREFACE.len());
+        assert_eq!(&preface[..], PREFACE, "RFC 9113 §3.4: the client preface");
+        self.send(settings);
+        self.expect_first_settings("client");
+        self.wait_for_settings_ack();
+    }
+
+    /// [`Peer::server_handshake_with`] an empty SETTINGS.
+    pub fn server_handshake(&mut self) {
+        self.server_handshake_with(frames::settings());
     }
 
     /// Reads until the server has acknowledged every SETTINGS frame we
@@ -860,27 +933,37 @@ impl Peer {
                 Ok(None) => {}
                 Err(err) => panic!("the server sent an invalid frame: {err:?}"),
             }
-            if self.closed {
-                return Event::Closed;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Event::Timeout;
-            }
-            self.stream
-                .set_read_timeout(Some(deadline - now))
-                .expect("read timeout");
-            let mut chunk = [0u8; 16 << 10];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => self.closed = true,
-                Ok(n) => self.read_buf.put_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Event::Timeout
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => self.closed = true,
+            if let Some(event) = self.fill(deadline) {
+                return event;
             }
         }
+    }
+
+    /// Reads what the socket has into `read_buf` (waiting up to
+    /// `deadline`); `Some` if the connection is closed or the deadline
+    /// passed instead.
+    fn fill(&mut self, deadline: Instant) -> Option<Event> {
+        if self.closed {
+            return Some(Event::Closed);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Some(Event::Timeout);
+        }
+        self.stream
+            .set_read_timeout(Some(deadline - now))
+            .expect("read timeout");
+        let mut chunk = [0u8; 16 << 10];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => self.closed = true,
+            Ok(n) => self.read_buf.put_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Some(Event::Timeout)
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => self.closed = true,
+        }
+        None
     }
 
     /// Bookkeeping for a frame just read: acks, windows, settings.

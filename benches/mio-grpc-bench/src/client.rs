@@ -7,7 +7,7 @@
 //! K connections are K channels, each connected before the warm-up.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,15 +98,21 @@ fn server_stats(channel: &Channel) -> Option<ServerStats> {
     serde_json::from_slice(&reply).ok()
 }
 
-/// Snapshots of the counters at the window's edges.
+/// Snapshots of the counters at the window's edges. The per-call figures
+/// divide the counters' growth by the calls completed between the same two
+/// snapshots (`calls`), not by the calls in the window: a snapshot is
+/// taken when the main thread gets to it (after the stats call, on a
+/// loaded machine well after the edge), and counters over one span
+/// divided by calls over another are wrong by the difference.
 struct Snapshot {
     allocs: u64,
+    calls: u64,
     transport: mio_grpc::conn::ConnStats,
     server: Option<ServerStats>,
 }
 
 impl Snapshot {
-    fn take(channels: &[Channel], server_first: bool) -> Snapshot {
+    fn take(channels: &[Channel], completed: &AtomicU64, server_first: bool) -> Snapshot {
         // The stats call is made outside the client's counted span.
         let server = if server_first {
             server_stats(&channels[0])
@@ -114,12 +120,14 @@ impl Snapshot {
             None
         };
         let allocs = allocations();
+        let calls = completed.load(Ordering::Acquire);
         let mut transport = mio_grpc::conn::ConnStats::default();
         for c in channels {
             transport.add(&c.transport_stats());
         }
         Snapshot {
             allocs,
+            calls,
             transport,
             server,
         }
@@ -131,7 +139,8 @@ impl Snapshot {
     }
 }
 
-fn per_call(start: &Snapshot, end: &Snapshot, count: u64) -> Option<PerCall> {
+fn per_call(start: &Snapshot, end: &Snapshot) -> Option<PerCall> {
+    let count = end.calls.saturating_sub(start.calls);
     if count == 0 {
         return None;
     }
@@ -180,7 +189,7 @@ pub fn run(args: &ClientArgs) -> Result<Report, String> {
     };
     let (histogram, errors, start, end) = run_load(&channels, args, request, window, issue)?;
     let mut report = Report::from_histogram(&spec, &histogram, errors, args.duration);
-    report.per_call = per_call(&start, &end, report.count);
+    report.per_call = per_call(&start, &end);
     for channel in &channels {
         channel.close();
     }
@@ -209,6 +218,15 @@ struct Load {
     window: Window,
     histogram: Mutex<Histogram<u64>>,
     errors: AtomicU64,
+    /// Calls (or round trips) that succeeded so far, in the window or not:
+    /// what the snapshots count per-call figures by.
+    completed: AtomicU64,
+    /// Set once the end snapshot is taken; no call starts after it. Calls
+    /// go on until then (not just to the window's end, which a loaded
+    /// machine's main thread reaches late), so both snapshots see the loop
+    /// in its steady state: every completion between them started its
+    /// successor between them.
+    stopped: AtomicBool,
     outstanding: AtomicUsize,
     /// Slots for the main thread to restart (after a failure, or when
     /// callbacks nest too deep), and `usize::MAX` when one has finished
@@ -230,6 +248,9 @@ impl Load {
     fn complete(self: &Arc<Self>, slot: usize, start: Instant, result: &Result<Bytes, Status>) {
         let end = Instant::now();
         let ok = matches!(result, Ok(reply) if reply_ok(reply, self.resp_size));
+        if ok {
+            self.completed.fetch_add(1, Ordering::AcqRel);
+        }
         if self.window.contains(end) {
             if ok {
                 record(&mut self.histogram.lock(), end - start);
@@ -237,7 +258,7 @@ impl Load {
                 self.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if end >= self.window.end {
+        if self.stopped.load(Ordering::Acquire) {
             self.outstanding.fetch_sub(1, Ordering::AcqRel);
             let _ = self.handoff.send(usize::MAX);
             return;
@@ -271,40 +292,41 @@ fn run_load(
         window,
         histogram: Mutex::new(new_histogram()),
         errors: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        stopped: AtomicBool::new(false),
         outstanding: AtomicUsize::new(concurrency),
         handoff: tx,
     });
     for slot in 0..concurrency {
         issue(&load, slot);
     }
-    let (start, end) = drive(channels, window, &load.outstanding, &rx, |slot| {
-        issue(&load, slot)
-    })?;
+    let (start, end) = drive(&load, &rx, |slot| issue(&load, slot))?;
     let histogram = std::mem::replace(&mut *load.histogram.lock(), new_histogram());
     Ok((histogram, load.errors.load(Ordering::Relaxed), start, end))
 }
 
 /// The main thread's part of a run: counter snapshots at the window's
-/// edges, and restarting the slots the callbacks hand back (after a
-/// failure, paced by 1 ms so a dead server is not hammered) until every
-/// slot has finished after the window.
+/// edges (the end one stops the load), and restarting the slots the
+/// callbacks hand back (after a failure, paced by 1 ms so a dead server is
+/// not hammered) until every slot has finished after the end snapshot.
 fn drive(
-    channels: &[Channel],
-    window: Window,
-    outstanding: &AtomicUsize,
+    load: &Load,
     handoff: &Receiver<usize>,
     restart: impl Fn(usize),
 ) -> Result<(Snapshot, Snapshot), String> {
+    let (channels, window) = (&load.channels[..], load.window);
+    let (outstanding, completed) = (&load.outstanding, &load.completed);
     let mut start = None;
     let mut end = None;
     let drain_limit = window.end + Duration::from_secs(30);
     while outstanding.load(Ordering::Acquire) > 0 {
         let now = Instant::now();
         if start.is_none() && now >= window.start {
-            start = Some(Snapshot::take(channels, true));
+            start = Some(Snapshot::take(channels, completed, true));
         }
         if end.is_none() && now >= window.end {
-            end = Some(Snapshot::take(channels, false));
+            end = Some(Snapshot::take(channels, completed, false));
+            load.stopped.store(true, Ordering::Release);
         }
         if now >= drain_limit {
             return Err(format!(
@@ -323,7 +345,7 @@ fn drive(
             Ok(usize::MAX) | Err(_) => {}
             Ok(slot) => {
                 std::thread::sleep(Duration::from_millis(1));
-                if Instant::now() < window.end {
+                if !load.stopped.load(Ordering::Acquire) {
                     restart(slot);
                 } else {
                     outstanding.fetch_sub(1, Ordering::AcqRel);
@@ -331,9 +353,9 @@ fn drive(
             }
         }
     }
-    let start = start.unwrap_or_else(|| Snapshot::take(channels, true));
+    let start = start.unwrap_or_else(|| Snapshot::take(channels, completed, true));
     let end = end
-        .unwrap_or_else(|| Snapshot::take(channels, false))
+        .unwrap_or_else(|| Snapshot::take(channels, completed, false))
         .finish(channels);
     Ok((start, end))
 }
@@ -358,6 +380,9 @@ impl Load {
             Ok(Some(reply)) => {
                 let end = Instant::now();
                 let ok = reply_ok(&reply, me.resp_size);
+                if ok {
+                    me.completed.fetch_add(1, Ordering::AcqRel);
+                }
                 if me.window.contains(end) {
                     if ok {
                         record(&mut me.histogram.lock(), end - start);
@@ -367,7 +392,7 @@ impl Load {
                 }
                 if !ok {
                     sender.cancel();
-                } else if end >= me.window.end {
+                } else if me.stopped.load(Ordering::Acquire) {
                     let _ = sender.close_send();
                 } else {
                     start = Instant::now();
@@ -384,11 +409,11 @@ impl Load {
         }
     }
 
-    /// The stream of `slot` ended: reopened by the main thread while the
-    /// window lasts, else done.
+    /// The stream of `slot` ended: reopened by the main thread until the
+    /// end snapshot, else done.
     fn ended(&self, slot: usize, failed: bool) {
         let now = Instant::now();
-        if now >= self.window.end {
+        if self.stopped.load(Ordering::Acquire) {
             self.outstanding.fetch_sub(1, Ordering::AcqRel);
             let _ = self.handoff.send(usize::MAX);
         } else {
