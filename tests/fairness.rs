@@ -1,0 +1,338 @@
+//! Fairness between the connections of one event loop (issue 11, item 1):
+//! a connection that keeps its loop busy must not freeze its neighbours.
+//!
+//! The server has one event loop. A well-behaved gRPC channel connects
+//! first; then an attacker connection writes a continuous stream of legal
+//! frames that cost the server reading work, as fast as the server takes
+//! them (connection-level WINDOW_UPDATEs with increment 1: thirteen octets
+//! each, legal, and not "wasted" — each grows the server's send window).
+//! Once the server has taken more than the socket buffers can hold, the
+//! neighbour makes unary calls. They must complete while the attack is
+//! still running: the attacker stops only when the neighbour says it is
+//! done (or at its own bounds, which fails the test), and then checks that
+//! its connection is still open and served (a PING answered).
+//!
+//! Ordering, not timing: nothing here sleeps to order events. Every wait
+//! has a deadline and says what it waited for when it runs out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use crossbeam_channel::Receiver;
+use framer::{Encoder, Frame, Ping, Settings, StreamId, WindowUpdate, PREFACE};
+use mio_grpc::client::{CallOptions, Channel, ChannelOptions};
+use mio_grpc::server::{Context, MethodDesc, Server, ServerHandle, ServiceDesc};
+
+const MIB: u64 = 1 << 20;
+/// The neighbour calls only once the server has taken this much of the
+/// attack: more than the two sockets' buffers hold, so the server's loop
+/// is reading it.
+const UNDER_WAY: u64 = 32 * MIB;
+/// The attack's bounds: reaching either before the neighbour is done
+/// fails the test.
+const ATTACK_MAX_BYTES: u64 = 2048 * MIB;
+const ATTACK_MAX_TIME: Duration = Duration::from_secs(20);
+/// The attacker's SO_SNDBUF (Linux doubles it, within `wmem_max`).
+const ATTACK_SEND_BUFFER: usize = 4 << 20;
+/// How long the attacker's write may block before it looks at its flags.
+const WRITE_SLICE: Duration = Duration::from_millis(50);
+/// The neighbour's calls, each with this deadline.
+const CALLS: usize = 5;
+const CALL_DEADLINE: Duration = Duration::from_secs(5);
+const ECHO: &str = "/fair.S/Echo";
+
+fn server() -> ServerHandle {
+    let service = ServiceDesc::new("fair.S").method(MethodDesc::raw_unary(
+        "Echo",
+        |_ctx: &Context, req: Bytes| Ok(req),
+    ));
+    let mut server = Server::builder().event_loops(1).build();
+    server.add_service(service).unwrap();
+    server.start("127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+/// Why the attacker stopped writing.
+#[derive(Debug, PartialEq)]
+enum Stop {
+    /// The neighbour said it was done: the attack ran throughout.
+    NeighbourDone,
+    /// [`ATTACK_MAX_BYTES`] written.
+    ByteLimit,
+    /// [`ATTACK_MAX_TIME`] passed.
+    TimeLimit,
+    /// The server closed or reset the connection.
+    WriteFailed(String),
+}
+
+/// What the attacker saw.
+#[derive(Debug)]
+struct Report {
+    stop: Stop,
+    /// Bytes the server took (the preface excluded).
+    written: u64,
+    /// After stopping: the server answered a PING on the attack
+    /// connection (Ok), or what happened instead.
+    served: Result<(), String>,
+}
+
+/// An attacker connection writing from its own thread.
+struct Attacker {
+    thread: JoinHandle<Report>,
+    /// One message once [`UNDER_WAY`] bytes are written.
+    under_way: Receiver<()>,
+    neighbour_done: Arc<AtomicBool>,
+}
+
+fn encode(frames: &[Frame]) -> BytesMut {
+    let mut encoder = Encoder::new();
+    let mut buf = BytesMut::new();
+    for frame in frames {
+        encoder.encode(frame, &mut buf);
+    }
+    buf
+}
+
+/// Reads frames from `socket` until `want` matches one, for at most
+/// `limit`. Frames are decoded without connection state (the server sends
+/// the attacker no field blocks).
+fn read_until(
+    socket: &mut TcpStream,
+    buf: &mut BytesMut,
+    limit: Duration,
+    mut want: impl FnMut(&Frame) -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        while let Some(frame) = framer::decode_frame(buf, framer::MAX_MAX_FRAME_SIZE)
+            .map_err(|e| format!("undecodable frame from the server: {e:?}"))?
+        {
+            if let Frame::GoAway(goaway) = &frame {
+                return Err(format!("the server sent GOAWAY {}", goaway.reason));
+            }
+            if want(&frame) {
+                return Ok(());
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("nothing expected from the server within {limit:?}"));
+        }
+        socket.set_read_timeout(Some(left)).unwrap();
+        match socket.read(&mut chunk) {
+            Ok(0) => return Err("the server closed the connection".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading from the server: {e}")),
+        }
+    }
+}
+
+impl Attacker {
+    /// Connects, completes the HTTP/2 handshake, and starts writing.
+    fn start(addr: SocketAddr) -> Attacker {
+        let mut socket = TcpStream::connect(addr).unwrap();
+        socket.set_nodelay(true).unwrap();
+        // A large send buffer keeps the server's receive queue full even
+        // while this thread waits for a CPU.
+        socket2::SockRef::from(&socket)
+            .set_send_buffer_size(ATTACK_SEND_BUFFER)
+            .unwrap();
+        let mut preface = BytesMut::from(&PREFACE[..]);
+        preface.extend_from_slice(&encode(&[Frame::Settings(Settings::new())]));
+        socket.write_all(&preface).unwrap();
+        let mut inbound = BytesMut::new();
+        let limit = Duration::from_secs(5);
+        read_until(
+            &mut socket,
+            &mut inbound,
+            limit,
+            |f| matches!(f, Frame::Settings(s) if !s.ack),
+        )
+        .expect("the server's SETTINGS");
+        socket
+            .write_all(&encode(&[Frame::Settings(Settings::ack())]))
+            .unwrap();
+        read_until(
+            &mut socket,
+            &mut inbound,
+            limit,
+            |f| matches!(f, Frame::Settings(s) if s.ack),
+        )
+        .expect("the server's SETTINGS ack");
+
+        let (tx, under_way) = crossbeam_channel::bounded(1);
+        let neighbour_done = Arc::new(AtomicBool::new(false));
+        let done = neighbour_done.clone();
+        let thread = std::thread::Builder::new()
+            .name("attacker".into())
+            .spawn(move || {
+                let (stop, written) = flood(&mut socket, &done, || {
+                    let _ = tx.try_send(());
+                });
+                let served = match stop {
+                    Stop::NeighbourDone => ping(&mut socket, &mut inbound),
+                    _ => Err(format!("not checked: the attack stopped early ({stop:?})")),
+                };
+                Report {
+                    stop,
+                    written,
+                    served,
+                }
+            })
+            .unwrap();
+        Attacker {
+            thread,
+            under_way,
+            neighbour_done,
+        }
+    }
+}
+
+/// Writes connection-level WINDOW_UPDATEs (increment 1) in 1 MiB writes
+/// until the neighbour is done or a bound is reached; `under_way` is
+/// called once [`UNDER_WAY`] bytes are out. On `NeighbourDone` the last
+/// frame is whole.
+fn flood(socket: &mut TcpStream, done: &AtomicBool, under_way: impl Fn()) -> (Stop, u64) {
+    let update = Frame::WindowUpdate(WindowUpdate::new(StreamId::new(0), 1));
+    let one = encode(&[update]);
+    let block: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(one.len() * 80_660)
+        .collect();
+    socket.set_write_timeout(Some(WRITE_SLICE)).unwrap();
+    let started = Instant::now();
+    let mut written = 0u64;
+    // Where in `block` the next write starts: whole frames go out in
+    // order across partial writes, since the block holds whole frames.
+    let mut at = 0usize;
+    loop {
+        if done.load(Ordering::Acquire) {
+            // Finish the frame a partial write may have left half out.
+            let rest = (one.len() - at % one.len()) % one.len();
+            socket
+                .set_write_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            if let Err(e) = socket.write_all(&block[at..at + rest]) {
+                return (Stop::WriteFailed(e.to_string()), written);
+            }
+            return (Stop::NeighbourDone, written);
+        }
+        if written >= ATTACK_MAX_BYTES {
+            return (Stop::ByteLimit, written);
+        }
+        if started.elapsed() >= ATTACK_MAX_TIME {
+            return (Stop::TimeLimit, written);
+        }
+        match socket.write(&block[at..]) {
+            Ok(0) => return (Stop::WriteFailed("write returned 0".into()), written),
+            Ok(n) => {
+                let before = written;
+                written += n as u64;
+                at = (at + n) % block.len();
+                if before < UNDER_WAY && written >= UNDER_WAY {
+                    under_way();
+                }
+            }
+            // The server has not taken more within WRITE_SLICE.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return (Stop::WriteFailed(e.to_string()), written),
+        }
+    }
+}
+
+/// Sends a PING and waits for its ack (the server first reads the rest of
+/// the flood still in the sockets).
+fn ping(socket: &mut TcpStream, inbound: &mut BytesMut) -> Result<(), String> {
+    let payload = *b"fairness";
+    socket
+        .write_all(&encode(&[Frame::Ping(Ping::new(payload))]))
+        .map_err(|e| format!("writing a PING: {e}"))?;
+    read_until(
+        socket,
+        inbound,
+        Duration::from_secs(15),
+        |f| matches!(f, Frame::Ping(p) if p.ack && p.payload == payload),
+    )
+}
+
+#[test]
+fn a_flooding_connection_does_not_freeze_its_neighbour_on_the_same_loop() {
+    let server = server();
+    let channel = Channel::new(
+        &format!("127.0.0.1:{}", server.local_addr().port()),
+        ChannelOptions::default(),
+    )
+    .unwrap();
+    let options = || CallOptions::default().timeout(CALL_DEADLINE);
+    // The neighbour is connected and served before the attack starts
+    // (the listener runs on the same loop).
+    let reply = channel.unary_raw(ECHO, Bytes::from_static(b"before"), options());
+    assert_eq!(reply.unwrap(), Bytes::from_static(b"before"));
+
+    let attacker = Attacker::start(server.local_addr());
+    let under_way = attacker.under_way.recv_timeout(ATTACK_MAX_TIME);
+    if under_way.is_err() {
+        attacker.neighbour_done.store(true, Ordering::Release);
+        let report = attacker.thread.join().unwrap();
+        panic!("the attack never got {UNDER_WAY} bytes to the server: {report:?}");
+    }
+
+    // The neighbour's calls, while the attacker keeps writing.
+    let started = Instant::now();
+    let mut failure = None;
+    for i in 0..CALLS {
+        let request = Bytes::from(format!("call {i}"));
+        match channel.unary_raw(ECHO, request.clone(), options()) {
+            Ok(reply) => assert_eq!(reply, request),
+            Err(status) => {
+                failure = Some(format!(
+                    "call {i} failed after {:?}: {status:?}",
+                    started.elapsed()
+                ));
+                break;
+            }
+        }
+    }
+    let took = started.elapsed();
+    attacker.neighbour_done.store(true, Ordering::Release);
+    let report = attacker.thread.join().unwrap();
+    eprintln!(
+        "neighbour: {CALLS} calls in {took:?}; attacker: {:?} after {} MiB; served: {:?}",
+        report.stop,
+        report.written / MIB,
+        report.served
+    );
+
+    if let Some(failure) = failure {
+        panic!(
+            "the neighbour's {failure}, with a {CALL_DEADLINE:?} deadline, while the attacker \
+             flooded the same event loop ({} MiB written, then {:?}): the loop never got to it",
+            report.written / MIB,
+            report.stop
+        );
+    }
+    assert_eq!(
+        report.stop,
+        Stop::NeighbourDone,
+        "the attack ended before the neighbour's calls completed ({} MiB written): the loop \
+         served the neighbour only once the flood stopped",
+        report.written / MIB
+    );
+    assert!(report.written > UNDER_WAY, "{report:?}");
+    assert_eq!(
+        report.served,
+        Ok(()),
+        "the attacker's connection must stay open and served: its frames are legal"
+    );
+}
