@@ -12,6 +12,12 @@
 //! done (or at its own bounds, which fails the test), and then checks that
 //! its connection is still open and served (a PING answered).
 //!
+//! Two more tests check the mechanism with budgets far below any normal
+//! traffic, where every wake-up runs out: nothing is lost or stalled when
+//! the loop comes back to a connection without a new event (large bodies
+//! both ways and a burst of calls; bytes that arrived with the peer's
+//! hang-up, after which no edge ever comes).
+//!
 //! Ordering, not timing: nothing here sleeps to order events. Every wait
 //! has a deadline and says what it waited for when it runs out.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -24,9 +30,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use crossbeam_channel::Receiver;
-use framer::{Encoder, Frame, Ping, Settings, StreamId, WindowUpdate, PREFACE};
+use crossbeam_channel::{Receiver, Sender};
+use framer::hpack::HeaderField;
+use framer::{
+    Data, Encoder, Frame, HeaderBlock, Headers, Ping, Settings, StreamId, WindowUpdate, PREFACE,
+};
+use loopy::{Item, StreamKey};
 use mio_grpc::client::{CallOptions, Channel, ChannelOptions};
+use mio_grpc::conn::{CloseReason, ConnConfig, ConnEvent, Connection};
+use mio_grpc::http;
+use mio_grpc::runtime::{Acceptor, ConnHandle, ListenerConfig, Runtime, RuntimeConfig, Session};
 use mio_grpc::server::{Context, MethodDesc, Server, ServerHandle, ServiceDesc};
 
 const MIB: u64 = 1 << 20;
@@ -335,4 +348,204 @@ fn a_flooding_connection_does_not_freeze_its_neighbour_on_the_same_loop() {
         Ok(()),
         "the attacker's connection must stay open and served: its frames are legal"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Budgets far below normal traffic: every wake-up runs out
+// ---------------------------------------------------------------------------
+
+/// Budgets that run out on every wake-up of any real exchange.
+fn tiny_budgets() -> RuntimeConfig {
+    RuntimeConfig {
+        event_loops: 1,
+        read_budget: 100,
+        event_budget: 1,
+        write_budget: 1,
+        write_batch: 512,
+        ..RuntimeConfig::default()
+    }
+}
+
+/// A client session that forwards every event to the test.
+struct Forward(Sender<ConnEvent>);
+
+impl Session for Forward {
+    fn on_event(&mut self, conn: &mut Connection, event: ConnEvent) {
+        if let ConnEvent::Data { key, data, .. } = &event {
+            conn.release_capacity(*key, data.len());
+        }
+        let _ = self.0.send(event);
+    }
+}
+
+fn post(path: &str) -> Vec<HeaderField> {
+    vec![
+        HeaderField::new(":method", "POST"),
+        HeaderField::new(":scheme", "http"),
+        HeaderField::new(":path", path.to_string()),
+        HeaderField::new(":authority", "localhost"),
+    ]
+}
+
+/// Collects the responses to `keys` (status and body each), in any order.
+fn responses(events: &Receiver<ConnEvent>, keys: &[StreamKey]) -> Vec<(u16, Vec<u8>)> {
+    let mut status = vec![0u16; keys.len()];
+    let mut bodies = vec![Vec::new(); keys.len()];
+    let mut open = keys.len();
+    let index = |key: &StreamKey| keys.iter().position(|k| k == key);
+    while open > 0 {
+        let event = events
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{open} of {} responses never completed", keys.len()));
+        match event {
+            ConnEvent::Response { key, head, .. } => {
+                if let Some(i) = index(&key) {
+                    status[i] = head.status;
+                }
+            }
+            ConnEvent::Data { key, data, .. } => {
+                if let Some(i) = index(&key) {
+                    bodies[i].extend_from_slice(&data);
+                }
+            }
+            ConnEvent::Closed { key } if index(&key).is_some() => open -= 1,
+            ConnEvent::Reset { key, reason, .. } => panic!("{key:?} reset: {reason}"),
+            ConnEvent::ConnectionClosed { reason } => panic!("connection closed: {reason:?}"),
+            _ => {}
+        }
+    }
+    status.into_iter().zip(bodies).collect()
+}
+
+#[test]
+fn tiny_budgets_still_move_large_bodies_and_bursts_both_ways() {
+    // Both ends run out on every wake-up; a connection not served again
+    // without an event would stall one of these exchanges for good.
+    let config = http::ServerConfig {
+        runtime: tiny_budgets(),
+        ..http::ServerConfig::default()
+    };
+    let server = http::Server::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        config,
+        |mut req: http::Request| {
+            let body = req.body.read_all().unwrap_or_default();
+            http::Response::new(200, body)
+        },
+    )
+    .unwrap();
+    let runtime = Runtime::new(tiny_budgets()).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let handle = runtime
+        .connect(
+            server.local_addr(),
+            Duration::from_secs(5),
+            ConnConfig::default(),
+            move |_| Box::new(Forward(tx)),
+        )
+        .unwrap();
+
+    // One body across the flow-control windows both ways, then a burst of
+    // 64 small calls put at once.
+    let large: Bytes = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut bodies = vec![large];
+    bodies.extend((0..64).map(|i| Bytes::from(format!("call {i}"))));
+    let mut items = Vec::new();
+    let mut keys = Vec::new();
+    for body in &bodies {
+        let key = handle.buffer().new_stream_key();
+        keys.push(key);
+        items.push(Item::Open {
+            key,
+            fields: post("/echo"),
+            end_stream: false,
+            quota: None,
+        });
+        items.push(Item::Data {
+            key,
+            data: body.clone(),
+            end_stream: true,
+        });
+    }
+    handle.send(items).unwrap();
+    for (i, (status, echoed)) in responses(&rx, &keys).into_iter().enumerate() {
+        assert_eq!(status, 200, "call {i}");
+        assert!(echoed == bodies[i], "call {i}: {} bytes back", echoed.len());
+    }
+    runtime.shutdown();
+}
+
+/// Forwards the server side's events to the test.
+struct Record(Sender<ConnEvent>);
+
+impl Acceptor for Record {
+    fn conn_config(&self) -> ConnConfig {
+        ConnConfig::default()
+    }
+
+    fn accept(&self, _handle: ConnHandle) -> Box<dyn Session> {
+        Box::new(Forward(self.0.clone()))
+    }
+}
+
+#[test]
+fn bytes_that_came_with_the_hang_up_are_all_read_over_many_wake_ups() {
+    // The request and the EOF reach the server together; at 100 bytes a
+    // wake-up, reading it takes hundreds of wake-ups after the last edge.
+    let runtime = Runtime::new(tiny_budgets()).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let listener = runtime
+        .listen(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            ListenerConfig::default(),
+            Arc::new(Record(tx)),
+        )
+        .unwrap();
+
+    const BODY: usize = 60_000; // within the default windows, in 4 DATA frames
+    let id = StreamId::new(1);
+    let headers = Headers::new(id, HeaderBlock::Fields(post("/upload")));
+    let mut frames = vec![Frame::Settings(Settings::new()), Frame::Headers(headers)];
+    for i in 0..4 {
+        let mut data = Data::new(id, Bytes::from(vec![7u8; BODY / 4]));
+        data.end_stream = i == 3;
+        frames.push(Frame::Data(data));
+    }
+    let mut wire = BytesMut::from(&PREFACE[..]);
+    wire.extend_from_slice(&encode(&frames));
+    let mut socket = TcpStream::connect(listener.local_addr()).unwrap();
+    socket.write_all(&wire).unwrap();
+    socket.shutdown(std::net::Shutdown::Write).unwrap();
+
+    let mut request = false;
+    let mut received = 0usize;
+    let mut ended = false;
+    loop {
+        let event = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                panic!("stalled: request {request}, {received} of {BODY} bytes, ended {ended}")
+            });
+        match event {
+            ConnEvent::Request { .. } => request = true,
+            ConnEvent::Data {
+                data, end_stream, ..
+            } => {
+                received += data.len();
+                ended |= end_stream;
+            }
+            ConnEvent::ConnectionClosed { reason } => {
+                assert!(
+                    matches!(reason, CloseReason::Transport(_)),
+                    "closed by the EOF, not {reason:?}"
+                );
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(request, "the request head was read");
+    assert_eq!(received, BODY, "every byte before the EOF was read");
+    assert!(ended, "END_STREAM was read");
+    runtime.shutdown();
 }
