@@ -6,8 +6,8 @@
 //! frames that cost the server reading work, as fast as the server takes
 //! them (connection-level WINDOW_UPDATEs with increment 1: thirteen octets
 //! each, legal, and not "wasted" — each grows the server's send window).
-//! Once the server has taken more than the socket buffers can hold, the
-//! neighbour makes unary calls. They must complete while the attack is
+//! Once the attacker has written a good deal more than its send buffer
+//! holds, the neighbour makes unary calls. They must complete while the attack is
 //! still running: the attacker stops only when the neighbour says it is
 //! done (or at its own bounds, which fails the test), and then checks that
 //! its connection is still open and served (a PING answered).
@@ -43,9 +43,9 @@ use mio_grpc::runtime::{Acceptor, ConnHandle, ListenerConfig, Runtime, RuntimeCo
 use mio_grpc::server::{Context, MethodDesc, Server, ServerHandle, ServiceDesc};
 
 const MIB: u64 = 1 << 20;
-/// The neighbour calls only once the server has taken this much of the
-/// attack: more than the two sockets' buffers hold, so the server's loop
-/// is reading it.
+/// The neighbour calls only once the attacker has written this much (the
+/// server's loop is busy reading it by then: the attacker's send buffer
+/// holds 8 MiB, and the server reads it as fast as it can).
 const UNDER_WAY: u64 = 32 * MIB;
 /// The attack's bounds: reaching either before the neighbour is done
 /// fails the test.
@@ -57,7 +57,7 @@ const ATTACK_SEND_BUFFER: usize = 4 << 20;
 const WRITE_SLICE: Duration = Duration::from_millis(50);
 /// The neighbour's calls, each with this deadline.
 const CALLS: usize = 5;
-const CALL_DEADLINE: Duration = Duration::from_secs(5);
+const CALL_DEADLINE: Duration = Duration::from_secs(3);
 const ECHO: &str = "/fair.S/Echo";
 
 fn server() -> ServerHandle {
