@@ -2,6 +2,14 @@
 //! [`Socket`] either way), its sans-IO [`Connection`], its read buffer and
 //! output batch under one lock, and the [`ConnHandle`] through which any
 //! thread reaches it.
+//!
+//! A wake-up on the loop ([`ConnShared::service`]) spends at most one
+//! [`Budget`]: bytes read, events delivered, bytes written. Where one runs
+//! out, the work left is recorded in the connection (bytes maybe still in
+//! the socket, an event taken but not delivered, output not written) and
+//! [`Outcome::unfinished`] tells the loop to come back; nothing is lost
+//! to edge-triggered polling. The direct-write path of application threads
+//! has no budget (it spends the caller's time, not the loop's).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
@@ -17,7 +25,7 @@ use parking_lot::Mutex;
 use super::event_loop::{next_token, Command, LoopShared};
 use super::socket::{PeerAddr, Socket};
 use super::Session;
-use crate::conn::{ConnConfig, ConnStats, Connection};
+use crate::conn::{ConnConfig, ConnEvent, ConnStats, Connection};
 
 /// Bytes read per `read` call (the size of each loop's read scratch).
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
@@ -42,10 +50,26 @@ impl Wake for LoopWake {
     }
 }
 
+/// A connection's allowance for one wake-up on its loop (the budgets of
+/// [`RuntimeConfig`](super::RuntimeConfig)), spent as it goes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Budget {
+    /// Bytes to read from the socket.
+    pub(crate) read: usize,
+    /// Events to deliver to the session.
+    pub(crate) events: usize,
+    /// Bytes to write to the socket.
+    pub(crate) write: usize,
+}
+
 /// What the loop needs to know after servicing a connection.
 pub(crate) struct Outcome {
     pub(crate) finished: bool,
     pub(crate) deadline: Option<Instant>,
+    /// The budget ran out with work left (bytes to read, events to
+    /// deliver, output the socket would take): serve it again soon, with
+    /// or without a new event.
+    pub(crate) unfinished: bool,
 }
 
 /// Everything of one connection that the lock protects.
@@ -58,6 +82,17 @@ struct Core {
     interest: Interest,
     /// Reading stopped before the socket was drained (flow or flood limit).
     read_pending: bool,
+    /// The socket may hold bytes that no new edge will announce: an event
+    /// said readable and no read has reached `WouldBlock`, a short read or
+    /// EOF since (the read budget ran out, or events were held back).
+    unread: bool,
+    /// An event taken from the connection but not delivered: the event
+    /// budget ran out. It goes first next time; nothing is read until it
+    /// is delivered (this bounds the events queued in the connection).
+    held_event: Option<ConnEvent>,
+    /// Writing stopped at the write budget with output left and a socket
+    /// that had not said `WouldBlock`.
+    write_pending: bool,
     /// The peer closed its side (a hang-up or error was reported). No
     /// edge follows it, and it may have come in the same event as the
     /// last data: reads then go on to the EOF past a short read.
@@ -96,12 +131,14 @@ impl ConnShared {
         let mut core = self.core.lock();
         core.conn.count_wakeup();
         core.hung_up |= hung_up;
+        let budget = self.shared.budget;
         core.drive(
             registry,
             scratch,
             self.token,
             readable,
-            self.shared.write_budget,
+            self.shared.write_batch,
+            budget,
         );
         self.outcome(&mut core, registry)
     }
@@ -113,6 +150,7 @@ impl ConnShared {
             return Outcome {
                 finished: true,
                 deadline: None,
+                unfinished: false,
             };
         }
         let next = core.conn.next_timeout();
@@ -125,6 +163,7 @@ impl ConnShared {
         Outcome {
             finished: false,
             deadline: if push { next } else { None },
+            unfinished: core.unfinished(),
         }
     }
 
@@ -150,30 +189,33 @@ impl ConnShared {
 }
 
 impl Core {
+    /// One wake-up: read, deliver, write, each within `budget`.
     fn drive(
         &mut self,
         registry: &mio::Registry,
         scratch: &mut [u8],
         token: Token,
         readable: bool,
-        budget: usize,
+        batch: usize,
+        mut budget: Budget,
     ) {
         let now = Instant::now();
         // Whatever the connection or the callbacks put from here on is
         // written by the flushes below: no wake-up of this loop for it.
         self.conn.buffer().consumer_busy();
-        if readable || self.read_pending {
-            self.read(scratch, now);
+        self.unread |= readable;
+        if self.unread || self.read_pending {
+            self.read(scratch, now, &mut budget.read);
         }
         // Events, then output (each delivery ends with a flush); the
         // output's own events; output may lift a read throttle, so go
         // again. Every round ends with a flush, so nothing put while busy
         // is left behind.
         for round in 0..4 {
-            self.deliver_flushing(now, budget);
-            self.deliver_flushing(now, budget);
+            self.deliver_flushing(now, batch, &mut budget);
+            self.deliver_flushing(now, batch, &mut budget);
             if round < 3 && self.read_pending && self.conn.wants_read() && !self.closed {
-                self.read(scratch, now);
+                self.read(scratch, now, &mut budget.read);
             } else {
                 break;
             }
@@ -181,7 +223,21 @@ impl Core {
         self.update_interest(registry, token);
     }
 
-    fn read(&mut self, scratch: &mut [u8], now: Instant) {
+    /// True when the last wake-up's budget ran out with work left that
+    /// no event will bring the loop back for.
+    fn unfinished(&self) -> bool {
+        !self.closed
+            && (self.held_event.is_some()
+                || self.write_pending
+                || ((self.unread || self.read_pending) && self.conn.wants_read()))
+    }
+
+    /// Reads and handles up to `budget` bytes (spending it).
+    fn read(&mut self, scratch: &mut [u8], now: Instant, budget: &mut usize) {
+        if self.held_event.is_some() {
+            // Deliver the backlog first; `unread` stays set.
+            return;
+        }
         self.read_pending = false;
         // Bytes left by an earlier throttle go first.
         if !self.read_buf.is_empty() {
@@ -192,15 +248,27 @@ impl Core {
                 self.read_pending = true;
                 return;
             }
-            match self.socket.read(scratch) {
+            // At most the budget per read, so that one `handle_read` never
+            // gets more than the budget's frames either.
+            let want = scratch.len().min(*budget);
+            if want == 0 {
+                // Spent: `unread` stays set and brings the loop back.
+                return;
+            }
+            match self
+                .socket
+                .read(scratch.get_mut(..want).unwrap_or_default())
+            {
                 Ok(0) => {
                     self.conn.count_read_syscall();
+                    self.unread = false;
                     self.conn
                         .handle_transport_closed("connection closed by peer".into());
                     return;
                 }
                 Ok(n) => {
                     self.conn.count_read_syscall();
+                    *budget = budget.saturating_sub(n);
                     self.read_buf
                         .extend_from_slice(scratch.get(..n).unwrap_or_default());
                     self.conn.handle_read(&mut self.read_buf, now);
@@ -208,20 +276,23 @@ impl Core {
                         // Don't hold a large buffer for an idle connection.
                         self.read_buf = BytesMut::new();
                     }
-                    if n < scratch.len() && !self.hung_up && !self.drain {
+                    if n < want && !self.hung_up && !self.drain {
                         // A short read: the receive queue is empty (Linux),
                         // and a later byte or EOF brings a new edge.
+                        self.unread = false;
                         return;
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     self.conn.count_read_syscall();
+                    self.unread = false;
                     self.drain = false;
                     return;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
                     self.conn.count_read_syscall();
+                    self.unread = false;
                     self.conn.handle_transport_closed(err.to_string());
                     return;
                 }
@@ -229,15 +300,25 @@ impl Core {
         }
     }
 
-    /// Writes until everything is out or the socket is full. Returns true
-    /// if the socket is full.
-    fn flush(&mut self, now: Instant, budget: usize) -> bool {
+    /// Writes until everything is out, the socket is full, or `budget`
+    /// bytes are written (spending it); batches are of `batch` bytes.
+    /// Returns true if the socket is full.
+    fn flush(&mut self, now: Instant, batch: usize, budget: &mut usize) -> bool {
+        self.write_pending = false;
         loop {
             if self.out.is_empty() {
-                self.conn.poll_transmit(&mut self.out, budget, now);
+                // Even with the budget spent: this drains the control
+                // buffer, so an idle connection's next put wakes the loop.
+                self.conn.poll_transmit(&mut self.out, batch, now);
                 if self.out.is_empty() {
                     return false;
                 }
+            }
+            if *budget == 0 {
+                // More output for a socket that may take it: yield to the
+                // loop's other connections and come back.
+                self.write_pending = true;
+                return false;
             }
             let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
             let count = self.out.fill_io_slices(&mut iov);
@@ -251,7 +332,10 @@ impl Core {
                     self.out.clear();
                     return false;
                 }
-                Ok(n) => self.out.advance(n),
+                Ok(n) => {
+                    self.out.advance(n);
+                    *budget = budget.saturating_sub(n);
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
@@ -271,25 +355,41 @@ impl Core {
     /// The buffer is marked busy first: what the callbacks put is written
     /// by the flush that ends this call, so their puts need not wake this
     /// very loop again.
-    fn deliver_flushing(&mut self, now: Instant, budget: usize) {
+    ///
+    /// Delivers at most `budget.events`; when they are spent, the next
+    /// event (if any) is held for the next wake-up.
+    fn deliver_flushing(&mut self, now: Instant, batch: usize, budget: &mut Budget) {
         let mut delivered = 0usize;
         let mut socket_full = false;
         self.conn.buffer().consumer_busy();
-        while let Some(event) = self.conn.poll_event() {
+        while budget.events > 0 {
+            let Some(event) = self.next_event() else {
+                break;
+            };
             if let Some(session) = self.session.as_mut() {
                 session.on_event(&mut self.conn, event);
             }
+            budget.events -= 1;
             delivered += 1;
             if !socket_full && delivered % DELIVER_FLUSH_EVERY == 0 {
-                socket_full = self.flush(now, budget);
+                socket_full = self.flush(now, batch, &mut budget.write);
             }
         }
+        if budget.events == 0 && self.held_event.is_none() {
+            self.held_event = self.conn.poll_event();
+        }
         // Always drain after being busy, so no put is left without a wake.
-        self.flush(now, budget);
+        self.flush(now, batch, &mut budget.write);
     }
 
+    /// The held event, else the connection's next.
+    fn next_event(&mut self) -> Option<ConnEvent> {
+        self.held_event.take().or_else(|| self.conn.poll_event())
+    }
+
+    /// Delivers every event, with no budget.
     fn deliver(&mut self) {
-        while let Some(event) = self.conn.poll_event() {
+        while let Some(event) = self.next_event() {
             if let Some(session) = self.session.as_mut() {
                 session.on_event(&mut self.conn, event);
             }
@@ -357,6 +457,9 @@ pub(crate) fn adopt(
         out: Batch::new(),
         interest: Interest::READABLE,
         read_pending: false,
+        unread: false,
+        held_event: None,
+        write_pending: false,
         hung_up: false,
         drain: true,
         deadline: None,
@@ -455,7 +558,8 @@ impl ConnHandle {
             return;
         }
         let before = core.conn.next_timeout();
-        let blocked = core.flush(Instant::now(), self.0.shared.write_budget);
+        let mut unlimited = usize::MAX;
+        let blocked = core.flush(Instant::now(), self.0.shared.write_batch, &mut unlimited);
         core.deliver();
         let after = core.conn.next_timeout();
         let timer_moved = match (after, before) {

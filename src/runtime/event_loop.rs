@@ -1,5 +1,11 @@
 //! One event-loop thread: a `mio::Poll`, a `Waker`, a timer heap, the
 //! connections pinned to it and the listeners it accepts on.
+//!
+//! A turn of the loop: poll (without blocking while a connection is left
+//! unfinished), serve the connections with events, run the commands and
+//! the connections other threads scheduled, run the timers, then serve
+//! the connections whose budget ran out on the turn before (see
+//! [`Unfinished`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -11,8 +17,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 use parking_lot::Mutex;
 
-use super::driver::ConnShared;
+use super::driver::{Budget, ConnShared};
 use super::listener::ListenerState;
+use super::unfinished::Unfinished;
 
 /// The waker's token; connections and listeners get the others.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -46,7 +53,10 @@ pub(crate) struct LoopShared {
     ready: Mutex<Vec<Token>>,
     peers: OnceLock<Arc<Vec<Arc<LoopShared>>>>,
     next_peer: AtomicUsize,
-    pub(crate) write_budget: usize,
+    /// Each connection's allowance per wake-up.
+    pub(crate) budget: Budget,
+    /// Bytes per write batch.
+    pub(crate) write_batch: usize,
 }
 
 impl LoopShared {
@@ -90,6 +100,8 @@ pub(crate) struct EventLoop {
     conns: HashMap<Token, Arc<ConnShared>>,
     listeners: HashMap<Token, Box<ListenerState>>,
     timers: BinaryHeap<Reverse<(Instant, Token)>>,
+    /// Connections whose budget ran out with work left.
+    unfinished: Unfinished,
     /// The read buffer shared by this loop's connections.
     scratch: Box<[u8]>,
 }
@@ -97,7 +109,8 @@ pub(crate) struct EventLoop {
 impl EventLoop {
     pub(crate) fn new(
         index: usize,
-        write_budget: usize,
+        budget: Budget,
+        write_batch: usize,
     ) -> io::Result<(Arc<LoopShared>, EventLoop)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
@@ -109,7 +122,8 @@ impl EventLoop {
             ready: Mutex::new(Vec::new()),
             peers: OnceLock::new(),
             next_peer: AtomicUsize::new(index),
-            write_budget,
+            budget,
+            write_batch,
         });
         let event_loop = EventLoop {
             shared: shared.clone(),
@@ -117,6 +131,7 @@ impl EventLoop {
             conns: HashMap::new(),
             listeners: HashMap::new(),
             timers: BinaryHeap::new(),
+            unfinished: Unfinished::default(),
             scratch: vec![0u8; super::driver::READ_CHUNK].into_boxed_slice(),
         };
         Ok((shared, event_loop))
@@ -125,15 +140,20 @@ impl EventLoop {
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self
-                .timers
-                .peek()
-                .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
+            let timeout = if self.unfinished.is_empty() {
+                self.timers
+                    .peek()
+                    .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+            } else {
+                // Work is left over: look for new events, don't wait.
+                Some(Duration::ZERO)
+            };
             if let Err(err) = self.poll.poll(&mut events, timeout) {
                 if err.kind() != io::ErrorKind::Interrupted {
                     return;
                 }
             }
+            self.unfinished.begin_turn();
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -156,6 +176,13 @@ impl EventLoop {
                 }
             }
             self.run_timers();
+            // Last, the connections left unfinished on the turn before
+            // that nothing above has served.
+            for token in self.unfinished.take_carried() {
+                if let Some(conn) = self.conns.get(&token).cloned() {
+                    self.service(&conn, false, false);
+                }
+            }
         }
     }
 
@@ -193,6 +220,7 @@ impl EventLoop {
     /// `hung_up`: the event said the peer closed its side (or an error).
     fn service(&mut self, conn: &Arc<ConnShared>, readable: bool, hung_up: bool) {
         let outcome = conn.service(&self.shared.registry, &mut self.scratch, readable, hung_up);
+        self.unfinished.served(conn.token, outcome.unfinished);
         if outcome.finished {
             self.conns.remove(&conn.token);
         } else if let Some(at) = outcome.deadline {

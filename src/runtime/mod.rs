@@ -21,14 +21,21 @@
 //! a syscall is saved) — except a connection's first read and every read
 //! after the peer hung up, which go on to `WouldBlock` or EOF, since the
 //! last bytes and the EOF can come in one event and no edge follows an
-//! EOF; writes go until the batch is empty or `WouldBlock`;
+//! EOF; writes go until the output is out or `WouldBlock`;
 //! interest is derived from the connection's state and re-registered only
 //! when it changes.
+//!
+//! Fairness: reading, delivering events and writing each stop early at the
+//! connection's budget for the wake-up ([`RuntimeConfig`]). A connection
+//! stopped that way still has work no new event will announce, so its loop
+//! lists it and serves it again after the other ready connections of the
+//! turn, polling without blocking meanwhile.
 
 mod driver;
 mod event_loop;
 mod listener;
 mod socket;
+mod unfinished;
 
 pub use driver::ConnHandle;
 pub use listener::{ListenerConfig, ListenerHandle};
@@ -43,6 +50,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::conn::{ConnConfig, ConnEvent, Connection};
+use driver::Budget;
 use event_loop::{Command, LoopShared};
 use listener::UnixBind;
 use socket::Socket;
@@ -64,12 +72,31 @@ pub trait Acceptor: Send + Sync {
 }
 
 /// Runtime options.
+///
+/// The three budgets make a loop fair to its connections: each wake-up of
+/// a connection reads, delivers and writes at most its budget, then the
+/// loop serves its other ready connections and comes back to the
+/// unfinished one on its next turn (without waiting for a new event). The
+/// defaults let a unary call, or a burst of 64 small calls on one
+/// connection, complete in one wake-up. A budget of 0 counts as 1.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
     /// Event-loop threads. Default: the available cores.
     pub event_loops: usize,
-    /// Bytes the writer puts into one batch (one vectored write).
+    /// Bytes read from one connection's socket per wake-up. Default
+    /// 256 KiB (four reads).
+    pub read_budget: usize,
+    /// Events (request or response heads, messages, resets, ...) one
+    /// connection hands its session per wake-up; until the rest are
+    /// delivered, nothing more is read from it. Default 1,024.
+    pub event_budget: usize,
+    /// Bytes written to one connection's socket per wake-up (in batches of
+    /// [`write_batch`](Self::write_batch)); a connection whose socket would
+    /// take more yields to the others. Default 1 MiB.
     pub write_budget: usize,
+    /// Bytes the writer puts into one batch (one vectored write). Default
+    /// 256 KiB.
+    pub write_batch: usize,
     /// Name prefix of the loop threads.
     pub thread_name: String,
 }
@@ -78,8 +105,21 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             event_loops: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            write_budget: 256 * 1024,
+            read_budget: 256 * 1024,
+            event_budget: 1024,
+            write_budget: 1024 * 1024,
+            write_batch: 256 * 1024,
             thread_name: "mio-grpc-loop".into(),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    fn budget(&self) -> Budget {
+        Budget {
+            read: self.read_budget.max(1),
+            events: self.event_budget.max(1),
+            write: self.write_budget.max(1),
         }
     }
 }
@@ -112,7 +152,8 @@ impl Runtime {
         let mut loops = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for index in 0..count {
-            let (shared, event_loop) = event_loop::EventLoop::new(index, config.write_budget)?;
+            let (shared, event_loop) =
+                event_loop::EventLoop::new(index, config.budget(), config.write_batch.max(1))?;
             let name = format!("{}-{index}", config.thread_name);
             threads.push(
                 std::thread::Builder::new()
