@@ -14,6 +14,7 @@
 //! back are exactly the bytes acquired and not yet replenished; closing
 //! the quota gives them all back (the writer dropped them).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -134,12 +135,13 @@ impl SendBudget {
         }
     }
 
-    /// Waits until the budget has room, the deadline passes, or someone
-    /// calls [`SendBudget::wake_all`] (a stream closed); returns false on
-    /// the deadline.
-    fn wait_for_room(&self, deadline: Option<Instant>) -> bool {
+    /// Waits until the budget has room, the deadline passes, or `closed`
+    /// is set (its setter then calls [`SendBudget::wake_all`], which takes
+    /// this lock, so the flag is checked under it: no lost wake-up);
+    /// returns false on the deadline.
+    fn wait_for_room(&self, deadline: Option<Instant>, closed: &AtomicBool) -> bool {
         let mut state = self.0.state.lock();
-        if state.used < self.0.cap {
+        if state.used < self.0.cap || closed.load(Ordering::Acquire) {
             return true;
         }
         match deadline {
@@ -175,7 +177,12 @@ impl SendBudget {
 pub struct WriteQuota {
     state: Mutex<State>,
     cond: Condvar,
-    budgets: Vec<SendBudget>,
+    /// Set by `close`, read by a waiter on a budget (under the budget's
+    /// lock) so a close cannot slip between its check and its wait.
+    closed: AtomicBool,
+    /// At most two: a connection's and a whole server's (inline, so a
+    /// stream's quota costs no allocation for them).
+    budgets: [Option<SendBudget>; 2],
 }
 
 impl WriteQuota {
@@ -188,19 +195,28 @@ impl WriteQuota {
                 closed: false,
             }),
             cond: Condvar::new(),
-            budgets: Vec::new(),
+            closed: AtomicBool::new(false),
+            budgets: [None, None],
         }
     }
 
     /// This quota also draws on `budget` (call before sharing the quota).
+    /// A quota draws on at most two budgets (a connection's and a whole
+    /// server's); a third replaces the second.
     pub fn with_budget(mut self, budget: SendBudget) -> WriteQuota {
-        self.budgets.push(budget);
+        match &mut self.budgets {
+            [slot @ None, _] | [Some(_), slot] => *slot = Some(budget),
+        }
         self
+    }
+
+    fn budgets(&self) -> impl Iterator<Item = &SendBudget> {
+        self.budgets.iter().flatten()
     }
 
     /// The first budget without room, if any.
     fn full_budget(&self) -> Option<&SendBudget> {
-        self.budgets.iter().find(|b| !b.has_room())
+        self.budgets().find(|b| !b.has_room())
     }
 
     fn take(&self, state: &mut State, n: usize) {
@@ -209,7 +225,7 @@ impl WriteQuota {
             .available
             .saturating_sub(i64::try_from(n).unwrap_or(i64::MAX));
         state.outstanding = state.outstanding.saturating_add(n64);
-        for budget in &self.budgets {
+        for budget in self.budgets() {
             budget.take(n64);
         }
     }
@@ -244,7 +260,7 @@ impl WriteQuota {
                 // Wait on the budget without holding the stream's lock (the
                 // writer replenishes through it); close() wakes it too.
                 drop(state);
-                let in_time = full.wait_for_room(deadline);
+                let in_time = full.wait_for_room(deadline, &self.closed);
                 state = self.state.lock();
                 if !in_time && !state.closed && self.full_budget().is_some() {
                     return Err(QuotaError::TimedOut);
@@ -274,7 +290,7 @@ impl WriteQuota {
         if !state.closed {
             let n64 = u64::try_from(n).unwrap_or(u64::MAX).min(state.outstanding);
             state.outstanding -= n64;
-            for budget in &self.budgets {
+            for budget in self.budgets() {
                 budget.give(n64);
             }
         }
@@ -294,8 +310,9 @@ impl WriteQuota {
         let mut state = self.state.lock();
         if !state.closed {
             state.closed = true;
+            self.closed.store(true, Ordering::Release);
             let outstanding = std::mem::take(&mut state.outstanding);
-            for budget in &self.budgets {
+            for budget in self.budgets() {
                 budget.give(outstanding);
                 budget.wake_all();
             }
@@ -311,5 +328,69 @@ impl WriteQuota {
     /// The bytes left (negative after an over-draw).
     pub fn available(&self) -> i64 {
         self.state.lock().available
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn closing_a_quota_gives_its_bytes_back_to_every_budget() {
+        let conn = SendBudget::new(10);
+        let server = SendBudget::new(100);
+        let quota = WriteQuota::new(64)
+            .with_budget(conn.clone())
+            .with_budget(server.clone());
+        assert_eq!(quota.try_acquire(30), Ok(true));
+        quota.replenish(5);
+        assert_eq!((conn.used(), server.used()), (25, 25));
+        quota.close();
+        assert_eq!((conn.used(), server.used()), (0, 0));
+        // Bytes the writer reports after the close are not given twice.
+        quota.replenish(25);
+        assert_eq!((conn.used(), server.used()), (0, 0));
+        assert_eq!(conn.peak(), 30);
+    }
+
+    #[test]
+    fn a_waiter_on_a_full_budget_wakes_when_room_is_made() {
+        let budget = SendBudget::new(10);
+        let a = Arc::new(WriteQuota::new(64).with_budget(budget.clone()));
+        let b = Arc::new(WriteQuota::new(64).with_budget(budget.clone()));
+        assert_eq!(a.try_acquire(20), Ok(true));
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || b.acquire(1, None))
+        };
+        a.replenish(20);
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(budget.used(), 1);
+    }
+
+    #[test]
+    fn a_waiter_on_a_full_budget_fails_when_its_stream_closes() {
+        let budget = SendBudget::new(10);
+        let a = WriteQuota::new(64).with_budget(budget.clone());
+        let b = Arc::new(WriteQuota::new(64).with_budget(budget.clone()));
+        assert_eq!(a.try_acquire(20), Ok(true));
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || b.acquire(1, None))
+        };
+        // Whether the waiter got there first or not, it ends with Closed.
+        b.close();
+        assert_eq!(waiter.join().unwrap(), Err(QuotaError::Closed));
+    }
+
+    #[test]
+    fn a_waiter_on_a_full_budget_times_out() {
+        let budget = SendBudget::new(10);
+        let a = WriteQuota::new(64).with_budget(budget.clone());
+        let b = WriteQuota::new(64).with_budget(budget);
+        assert_eq!(a.try_acquire(20), Ok(true));
+        let deadline = Instant::now();
+        assert_eq!(b.acquire(1, Some(deadline)), Err(QuotaError::TimedOut));
     }
 }
