@@ -299,7 +299,7 @@ impl Connection {
                 .set(Timer::SettingsAck, now + self.config.settings_timeout);
         }
         for action in self.inbound.start() {
-            self.inbound_action(action);
+            self.inbound_action(action, now);
         }
         let (time, timeout) = self.keepalive_times();
         if let Some(time) = time {
@@ -428,13 +428,12 @@ impl Connection {
     /// with [`ConnEvent::Reset`] (`remote: false`) if it was still open.
     /// E.g. RST_STREAM(NO_ERROR) once a complete response is sent, to stop
     /// a request body nobody will read (RFC 9113 §8.1).
-    pub fn reset(&mut self, key: StreamKey, reason: Reason) {
+    pub fn reset(&mut self, key: StreamKey, reason: Reason, now: Instant) {
         let Some(id) = self.id_of(key) else {
             // A client stream not opened yet: it never will be.
             self.put(Item::Reset { key, reason });
             return;
         };
-        let now = self.last_read;
         // RstStream, not Reset: a server stream whose END_STREAM is out has
         // left the writer, and the frame must still be sent.
         self.put(Item::RstStream { id, reason });
@@ -488,11 +487,11 @@ impl Connection {
     /// response stops a request body nobody will read (RFC 9113 §8.1), and
     /// a gRPC deadline sends its trailers before RST_STREAM(CANCEL). (A
     /// plain [`Connection::reset`] would drop output still queued.)
-    pub fn reset_after_response(&mut self, key: StreamKey, reason: Reason) {
+    pub fn reset_after_response(&mut self, key: StreamKey, reason: Reason, now: Instant) {
         let Some(id) = self.id_of(key) else { return };
         match self.streams.get(&id).map(|r| r.state) {
             // Our END_STREAM is out already: reset now.
-            Some(StreamState::HalfClosedLocal) => self.reset(key, reason),
+            Some(StreamState::HalfClosedLocal) => self.reset(key, reason, now),
             Some(_) => {
                 self.reset_after_end.insert(key, reason);
             }
@@ -552,10 +551,9 @@ impl Connection {
     /// The socket is gone: fails whatever is still queued (each stream with
     /// undelivered output gets a [`ConnEvent::Dropped`]), closes the control
     /// buffer so later puts are refused, and returns the items never drained.
-    pub fn abandon(&mut self) -> Vec<Item> {
+    pub fn abandon(&mut self, now: Instant) -> Vec<Item> {
         let undelivered = self.writer.close();
         let events: Vec<Event> = self.writer.events().collect();
-        let now = self.last_read;
         for event in events {
             self.writer_event(event, now);
         }
@@ -749,7 +747,7 @@ impl Connection {
         }
     }
 
-    fn inbound_action(&mut self, action: InboundAction) {
+    fn inbound_action(&mut self, action: InboundAction, now: Instant) {
         match action {
             InboundAction::SendWindowUpdate(update) => {
                 self.put(Item::WindowUpdate {
@@ -766,7 +764,7 @@ impl Connection {
                 self.settings_pending.push_back(settings.clone());
                 self.put(Item::Settings(settings));
                 if self.timers.get(Timer::SettingsAck).is_none() {
-                    let at = self.last_read + self.config.settings_timeout;
+                    let at = now + self.config.settings_timeout;
                     self.timers.set(Timer::SettingsAck, at);
                 }
             }
@@ -797,7 +795,7 @@ impl Connection {
                     self.end_stream(id, Side::Local, now);
                     if let Some(reason) = self.reset_after_end.remove(&key) {
                         if self.streams.contains_key(&id) {
-                            self.reset(key, reason);
+                            self.reset(key, reason, now);
                         }
                     }
                 }

@@ -176,7 +176,7 @@ impl Connection {
         match self.inbound.on_data(flow_len) {
             Ok(actions) => {
                 for action in actions {
-                    self.inbound_action(action);
+                    self.inbound_action(action, now);
                 }
             }
             Err(err) => return self.fail(ConnViolation::ConnectionWindowExceeded(err)),
@@ -477,7 +477,7 @@ impl Connection {
                 let streams = self.streams.values_mut().map(|r| &mut r.recv);
                 let actions = self.inbound.on_ping_ack(ping.payload, now, streams);
                 for action in actions {
-                    self.inbound_action(action);
+                    self.inbound_action(action, now);
                 }
             }
             // Our own pings (keepalive, drain, BDP) are not the application's.
