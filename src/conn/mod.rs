@@ -141,6 +141,9 @@ pub struct Connection {
     writer: Writer,
     buffer: Arc<ControlBuffer>,
     streams: HashMap<StreamId, StreamRecord>,
+    /// Client: key → id of each stored stream (a server's keys are its
+    /// ids). With the records' keys this is the one map between keys and
+    /// ids: the writer keeps none and is told the key with each command.
     key_ids: HashMap<StreamKey, StreamId>,
     /// Highest stream id the peer has used.
     max_peer_stream: StreamId,
@@ -205,11 +208,9 @@ impl Connection {
         now: Instant,
         seed: u64,
     ) -> Connection {
-        let buffer = Arc::new(ControlBuffer::with_limit(
-            waker,
-            config.max_transport_responses,
-        ));
-        let writer = Writer::new(role, buffer.clone());
+        let buffer = Arc::new(ControlBuffer::new(waker));
+        let writer =
+            Writer::new(role, buffer.clone()).with_response_limit(config.max_transport_responses);
         let decoder = Decoder::new(DecoderConfig {
             // Until the peer acknowledges our SETTINGS, the RFC defaults hold.
             max_frame_size: framer::DEFAULT_MAX_FRAME_SIZE,
@@ -387,7 +388,7 @@ impl Connection {
     /// flood throttle is off, and the application is keeping up.
     pub fn wants_read(&self) -> bool {
         self.closing.is_none()
-            && self.buffer.wants_read()
+            && self.writer.wants_read()
             && self.buffered_bytes < self.config.limits.max_buffered_bytes
     }
 
@@ -418,7 +419,7 @@ impl Connection {
         let Some(id) = self.id_of(key) else { return };
         if let Some(record) = self.streams.get_mut(&id) {
             if let Some(increment) = record.recv.on_consumed(n32) {
-                self.put(Item::WindowUpdate { id, increment });
+                self.writer.queue_window_update(id, increment);
             }
         }
     }
@@ -431,12 +432,12 @@ impl Connection {
     pub fn reset(&mut self, key: StreamKey, reason: Reason, now: Instant) {
         let Some(id) = self.id_of(key) else {
             // A client stream not opened yet: it never will be.
-            self.put(Item::Reset { key, reason });
+            self.writer.reset(key, reason);
             return;
         };
-        // RstStream, not Reset: a server stream whose END_STREAM is out has
+        // By id, not by key: a server stream whose END_STREAM is out has
         // left the writer, and the frame must still be sent.
-        self.put(Item::RstStream { id, reason });
+        self.writer.queue_rst(id, reason, Some(key));
         self.remember_reset(id);
         if self.streams.contains_key(&id) {
             self.stats.streams_reset_local += 1;
@@ -458,10 +459,7 @@ impl Connection {
     pub fn refuse(&mut self, key: StreamKey, now: Instant) {
         let Some(id) = self.id_of(key) else { return };
         self.stats.streams_refused += 1;
-        self.put(Item::RstStream {
-            id,
-            reason: Reason::REFUSED_STREAM,
-        });
+        self.writer.queue_rst(id, Reason::REFUSED_STREAM, Some(key));
         self.remember_reset(id);
         if self.streams.contains_key(&id) {
             self.remove_stream(id, now);
@@ -502,10 +500,7 @@ impl Connection {
 
     /// Sends a PING with `payload`; its ack comes back as [`ConnEvent::Pong`].
     pub fn ping(&mut self, payload: [u8; 8]) {
-        self.put(Item::Ping {
-            ack: false,
-            payload,
-        });
+        self.writer.queue_ping(payload);
     }
 
     /// Starts a graceful shutdown. Server: GOAWAY(2^31−1) and a PING, then
@@ -519,10 +514,7 @@ impl Connection {
         match self.role {
             Role::Server => {
                 self.send_goaway(StreamId::MAX, Reason::NO_ERROR, b"");
-                self.put(Item::Ping {
-                    ack: false,
-                    payload: DRAIN_PING,
-                });
+                self.writer.queue_ping(DRAIN_PING);
                 self.drain = Drain::FirstSent;
             }
             Role::Client => {
@@ -576,13 +568,7 @@ impl Connection {
             self.stats.initial_settings_sent = true;
         }
         let frames_before = self.writer.stats().frames_by_type;
-        let mut written = match self.writer.write(batch, budget) {
-            Ok(written) => written,
-            Err(err) => {
-                self.fail(ConnViolation::SendWindowOverflow(err.detail));
-                self.writer.write(batch, budget).unwrap_or_default()
-            }
-        };
+        let mut written = self.writer.write(batch, budget);
         written.bytes = batch.len() - start;
         if written.bytes > 0 {
             self.stats.flushes += 1;
@@ -636,10 +622,7 @@ impl Connection {
                 if due > now {
                     self.timers.set(Timer::KeepalivePing, due);
                 } else if self.keepalive_allowed() {
-                    self.put(Item::Ping {
-                        ack: false,
-                        payload: KEEPALIVE_PING,
-                    });
+                    self.writer.queue_ping(KEEPALIVE_PING);
                     self.keepalive_outstanding = true;
                     self.timers.set(Timer::KeepaliveTimeout, now + timeout);
                 } else {
@@ -694,11 +677,6 @@ impl Connection {
 
     // --- helpers shared with recv.rs --------------------------------------
 
-    fn put(&mut self, item: Item) {
-        // Refused only after close, when nothing more is to be sent.
-        let _ = self.buffer.put(item);
-    }
-
     fn send_goaway(&mut self, last: StreamId, reason: Reason, debug: &[u8]) {
         self.goaway_sent = Some(last);
         self.stats.goaways_out += 1;
@@ -707,7 +685,7 @@ impl Connection {
             reason,
             debug_data: bytes::Bytes::copy_from_slice(debug),
         };
-        self.put(Item::GoAway(goaway));
+        self.writer.queue_goaway(goaway);
     }
 
     /// A connection error: GOAWAY with the violation's code and text, then
@@ -749,20 +727,14 @@ impl Connection {
 
     fn inbound_action(&mut self, action: InboundAction, now: Instant) {
         match action {
-            InboundAction::SendWindowUpdate(update) => {
-                self.put(Item::WindowUpdate {
-                    id: update.stream_id,
-                    increment: update.increment,
-                });
-            }
-            InboundAction::SendPing(payload) => self.put(Item::Ping {
-                ack: false,
-                payload,
-            }),
+            InboundAction::SendWindowUpdate(update) => self
+                .writer
+                .queue_window_update(update.stream_id, update.increment),
+            InboundAction::SendPing(payload) => self.writer.queue_ping(payload),
             InboundAction::SendSettingsInitialWindow(window) => {
                 let settings = Settings::new().with(SettingId::INITIAL_WINDOW_SIZE, window);
                 self.settings_pending.push_back(settings.clone());
-                self.put(Item::Settings(settings));
+                self.writer.queue_settings(settings);
                 if self.timers.get(Timer::SettingsAck).is_none() {
                     let at = now + self.config.settings_timeout;
                     self.timers.set(Timer::SettingsAck, at);
@@ -845,7 +817,7 @@ impl Connection {
                 self.resets.forgive();
                 self.remove_stream(id, now);
                 if self.role == Role::Client {
-                    self.put(Item::Cleanup { key });
+                    self.writer.cleanup(key);
                 }
                 self.events.push_back(ConnEvent::Closed { key });
             }
@@ -885,7 +857,8 @@ impl Connection {
         if self.closing.is_some() {
             return;
         }
-        self.put(Item::RstStream { id, reason });
+        let key = self.streams.get(&id).map(|r| r.key);
+        self.writer.queue_rst(id, reason, key);
         self.remember_reset(id);
         self.stats.streams_reset_local += 1;
         if let Some(record) = self.streams.get(&id) {

@@ -12,7 +12,7 @@ use framer::{
 };
 use std::sync::Arc;
 
-use loopy::{Item, Role, StreamKey, WriteQuota};
+use loopy::{Role, StreamKey, WriteQuota};
 
 use super::validate::{self, ContentLength};
 use super::{
@@ -59,7 +59,7 @@ impl Connection {
                 Err(err) => self.frame_error(err, now),
             }
         }
-        if !self.buffer.wants_read() {
+        if !self.writer.wants_read() {
             self.stats.read_throttles += 1;
         }
     }
@@ -214,7 +214,7 @@ impl Connection {
             Err(_) => return self.reset_stream(id, Reason::FLOW_CONTROL_ERROR, now),
         };
         if let Some(increment) = increment {
-            self.put(Item::WindowUpdate { id, increment });
+            self.writer.queue_window_update(id, increment);
         }
         if !length_ok {
             return self.reset_stream(id, Reason::PROTOCOL_ERROR, now); // §8.1.1
@@ -264,10 +264,7 @@ impl Connection {
             // §5.1.2: REFUSED_STREAM, which tells the client it may retry.
             self.stats.streams_refused += 1;
             self.remember_reset(id);
-            self.put(Item::RstStream {
-                id,
-                reason: Reason::REFUSED_STREAM,
-            });
+            self.writer.queue_rst(id, Reason::REFUSED_STREAM, None);
             return self.waste(now);
         }
         let head = match validate::validate_request(fields) {
@@ -305,11 +302,7 @@ impl Connection {
             quota = quota.with_budget(shared.clone());
         }
         let quota = Arc::new(quota);
-        self.put(Item::Register {
-            key,
-            id,
-            quota: Some(quota.clone()),
-        });
+        self.writer.register_stream(key, id, Some(quota.clone()));
         if let Some(record) = self.streams.get_mut(&id) {
             record.quota = Some(quota);
         }
@@ -327,10 +320,7 @@ impl Connection {
         self.stats.streams_reset_local += 1;
         self.peer_fault_reset(now);
         if self.closing.is_none() {
-            self.put(Item::RstStream {
-                id,
-                reason: Reason::PROTOCOL_ERROR,
-            });
+            self.writer.queue_rst(id, Reason::PROTOCOL_ERROR, None);
         }
     }
 
@@ -407,7 +397,7 @@ impl Connection {
             && now.saturating_duration_since(record.opened_at) < self.config.limits.rapid_reset_age;
         self.stats.streams_reset_remote += 1;
         self.remove_stream(id, now);
-        self.put(Item::Cleanup { key });
+        self.writer.cleanup(key);
         self.events.push_back(ConnEvent::Reset {
             key,
             reason,
@@ -438,9 +428,11 @@ impl Connection {
             // §6.5.2: a server must not enable push.
             return self.fail(ConnViolation::ServerEnabledPush);
         }
-        // Applied by the writer before it writes the ack (§6.5.3 order).
-        self.put(Item::PeerSettings(settings));
-        self.put(Item::SettingsAck);
+        // §6.5.3: applied now, so they bind before the ack is written.
+        if let Err(err) = self.writer.apply_peer_settings(&settings) {
+            return self.fail(ConnViolation::SendWindowOverflow(err.detail));
+        }
+        self.writer.queue_settings_ack();
     }
 
     /// Our SETTINGS were acknowledged: the new limits bind now.
@@ -498,10 +490,7 @@ impl Connection {
             self.stats.ping_strikes += 1;
             return self.fail(ConnViolation::TooManyPings);
         }
-        self.put(Item::Ping {
-            ack: true,
-            payload: ping.payload,
-        });
+        self.writer.queue_ping_ack(ping.payload);
     }
 
     /// grpc-go's keepalive enforcement; true when the client is out.
@@ -527,9 +516,7 @@ impl Connection {
         let last = goaway.last_stream_id;
         self.goaway_received = Some(self.goaway_received.map_or(last, |prev| prev.min(last)));
         if self.role == Role::Client {
-            self.put(Item::PeerGoAway {
-                last_stream_id: last,
-            });
+            self.writer.apply_peer_goaway(last);
             // Streams the server never processed fail as retryable.
             let above: Vec<(StreamId, StreamKey)> = self
                 .streams
@@ -563,14 +550,21 @@ impl Connection {
     }
 
     fn on_window_update(&mut self, id: StreamId, increment: u32, now: Instant) {
-        if !id.is_zero() {
-            match self.stream_ref(id) {
-                StreamRef::Idle => return self.idle_stream_error("WINDOW_UPDATE", id),
-                // §6.9: may arrive after END_STREAM.
-                StreamRef::Closed => return self.late_frame(id, now),
-                StreamRef::Known => {}
+        if id.is_zero() {
+            if let Err(err) = self.writer.apply_connection_window_update(increment) {
+                self.fail(ConnViolation::SendWindowOverflow(err.detail));
             }
+            return;
         }
-        self.put(Item::PeerWindowUpdate { id, increment });
+        match self.stream_ref(id) {
+            StreamRef::Idle => return self.idle_stream_error("WINDOW_UPDATE", id),
+            // §6.9: may arrive after END_STREAM.
+            StreamRef::Closed => return self.late_frame(id, now),
+            StreamRef::Known => {}
+        }
+        if let Some(record) = self.streams.get(&id) {
+            self.writer
+                .apply_stream_window_update(record.key, increment);
+        }
     }
 }
