@@ -52,14 +52,14 @@ impl Connection {
     /// and it counts as the peer's own reset ("MadeYouReset").
     pub(super) fn peer_fault_reset(&mut self, now: Instant) {
         self.waste(now);
-        if self.closing.is_none() {
+        if !self.lifecycle.is_closed() {
             self.rapid_reset(now);
         }
     }
 
     /// An abuse limit fired: GOAWAY ENHANCE_YOUR_CALM naming it.
     pub(super) fn abuse(&mut self, limit: AbuseLimit) {
-        if self.closing.is_some() {
+        if self.lifecycle.is_closed() {
             return;
         }
         self.stats.abuse_breaches += 1;

@@ -36,6 +36,7 @@
 
 mod config;
 mod event;
+mod lifecycle;
 mod limits;
 mod recent;
 mod recv;
@@ -68,6 +69,7 @@ use loopy::{
     StreamRecvWindow, Wake, Writer, Written,
 };
 
+use lifecycle::{Handshake, Lifecycle};
 use recent::RecentStreams;
 use timer::{TimerTable, WindowCounter};
 use validate::ContentLength;
@@ -97,27 +99,6 @@ struct StreamRecord {
     quota: Option<Arc<loopy::WriteQuota>>,
 }
 
-/// Where the connection is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Server: waiting for the client preface.
-    Preface,
-    /// Waiting for the peer's first frame, which must be SETTINGS (§3.4).
-    FirstSettings,
-    /// Running.
-    Open,
-}
-
-/// Graceful shutdown progress (grpc-go's two-GOAWAY drain).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Drain {
-    None,
-    /// GOAWAY(2^31-1) and a PING sent; waiting for the PING's ack.
-    FirstSent,
-    /// The final GOAWAY sent: close when the streams are done.
-    FinalSent,
-}
-
 /// One HTTP/2 connection. See the module documentation for the contract.
 ///
 /// ```
@@ -136,7 +117,7 @@ enum Drain {
 pub struct Connection {
     role: Role,
     config: ConnConfig,
-    phase: Phase,
+    lifecycle: Lifecycle,
     decoder: Decoder,
     writer: Writer,
     buffer: Arc<ControlBuffer>,
@@ -159,9 +140,6 @@ pub struct Connection {
     settings_pending: VecDeque<Settings>,
     /// The client magic (client) and our first SETTINGS, not yet sent.
     preface: Option<bytes::Bytes>,
-    goaway_sent: Option<StreamId>,
-    goaway_received: Option<StreamId>,
-    drain: Drain,
     timers: TimerTable,
     keepalive_outstanding: bool,
     last_read: Instant,
@@ -182,7 +160,6 @@ pub struct Connection {
     /// draw on it, and on the shared budget if configured).
     send_budget: loopy::SendBudget,
     stats: ConnStats,
-    closing: Option<CloseReason>,
     seed: u64,
 }
 
@@ -190,9 +167,8 @@ impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("role", &self.role)
-            .field("phase", &self.phase)
+            .field("lifecycle", &self.lifecycle)
             .field("streams", &self.streams.len())
-            .field("closing", &self.closing)
             .finish_non_exhaustive()
     }
 }
@@ -222,11 +198,7 @@ impl Connection {
         let inbound = InboundFlow::new(config.inbound);
         let mut conn = Connection {
             role,
-            phase: if role == Role::Server {
-                Phase::Preface
-            } else {
-                Phase::FirstSettings
-            },
+            lifecycle: Lifecycle::new(role),
             decoder,
             writer,
             buffer,
@@ -240,9 +212,6 @@ impl Connection {
             inbound,
             settings_pending: VecDeque::new(),
             preface: None,
-            goaway_sent: None,
-            goaway_received: None,
-            drain: Drain::None,
             timers: TimerTable::default(),
             keepalive_outstanding: false,
             last_read: now,
@@ -259,7 +228,6 @@ impl Connection {
             events: VecDeque::new(),
             send_budget: loopy::SendBudget::new(config.max_queued_bytes),
             stats: ConnStats::default(),
-            closing: None,
             seed,
             config,
         };
@@ -387,7 +355,7 @@ impl Connection {
     /// True while the driver should read from the socket: not closing, the
     /// flood throttle is off, and the application is keeping up.
     pub fn wants_read(&self) -> bool {
-        self.closing.is_none()
+        !self.lifecycle.is_closed()
             && self.writer.wants_read()
             && self.buffered_bytes < self.config.limits.max_buffered_bytes
     }
@@ -395,7 +363,7 @@ impl Connection {
     /// True once the connection is over: write out the last batch, then
     /// close the socket.
     pub fn is_finished(&self) -> bool {
-        self.closing.is_some()
+        self.lifecycle.is_closed()
     }
 
     /// The next event, if any.
@@ -405,7 +373,7 @@ impl Connection {
 
     /// When to call [`Connection::handle_timeout`] next.
     pub fn next_timeout(&self) -> Option<Instant> {
-        if self.closing.is_some() {
+        if self.lifecycle.is_closed() {
             return None;
         }
         self.timers.next()
@@ -508,18 +476,18 @@ impl Connection {
     /// finish or after the drain grace period. Client: GOAWAY and close
     /// when its streams finish.
     pub fn shutdown(&mut self, now: Instant) {
-        if self.closing.is_some() || self.drain != Drain::None {
+        if !self.lifecycle.may_start_drain() {
             return;
         }
         match self.role {
             Role::Server => {
                 self.send_goaway(StreamId::MAX, Reason::NO_ERROR, b"");
                 self.writer.queue_ping(DRAIN_PING);
-                self.drain = Drain::FirstSent;
+                self.lifecycle.drain_announced();
             }
             Role::Client => {
                 self.send_goaway(StreamId::ZERO, Reason::NO_ERROR, b"");
-                self.drain = Drain::FinalSent;
+                self.lifecycle.final_goaway_sent(StreamId::ZERO);
             }
         }
         self.timers.set(Timer::Grace, now + self.config.drain_grace);
@@ -529,7 +497,7 @@ impl Connection {
     /// Ends the connection now with GOAWAY `reason` (e.g. the server is
     /// stopping hard).
     pub fn close(&mut self, reason: Reason, detail: &str) {
-        if self.closing.is_some() {
+        if self.lifecycle.is_closed() {
             return;
         }
         let last = self.last_stream_for_goaway();
@@ -554,9 +522,7 @@ impl Connection {
 
     /// The transport closed under us (EOF, reset, I/O error).
     pub fn handle_transport_closed(&mut self, detail: String) {
-        if self.closing.is_none() {
-            self.finish(CloseReason::Transport(detail));
-        }
+        self.finish(CloseReason::Transport(detail));
     }
 
     /// Produces the next batch of output (at least `budget` bytes if that
@@ -591,7 +557,7 @@ impl Connection {
 
     /// Handles expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.closing.is_some() {
+        if self.lifecycle.is_closed() {
             return;
         }
         let expired: Vec<Timer> = self.timers.expired(now).collect();
@@ -677,8 +643,9 @@ impl Connection {
 
     // --- helpers shared with recv.rs --------------------------------------
 
+    /// Queues our GOAWAY (the caller records what it means in the
+    /// lifecycle: a drain step, or the close that follows).
     fn send_goaway(&mut self, last: StreamId, reason: Reason, debug: &[u8]) {
-        self.goaway_sent = Some(last);
         self.stats.goaways_out += 1;
         let goaway = GoAway {
             last_stream_id: last,
@@ -691,7 +658,7 @@ impl Connection {
     /// A connection error: GOAWAY with the violation's code and text, then
     /// close.
     fn fail(&mut self, violation: ConnViolation) {
-        if self.closing.is_some() {
+        if self.lifecycle.is_closed() {
             return;
         }
         let last = self.last_stream_for_goaway();
@@ -709,13 +676,12 @@ impl Connection {
         }
     }
 
+    /// Ends the connection (the first reason stands) and reports it.
     fn finish(&mut self, reason: CloseReason) {
-        if self.closing.is_some() {
-            return;
+        if self.lifecycle.close(reason.clone()) {
+            self.events
+                .push_back(ConnEvent::ConnectionClosed { reason });
         }
-        self.closing = Some(reason.clone());
-        self.events
-            .push_back(ConnEvent::ConnectionClosed { reason });
     }
 
     fn id_of(&self, key: StreamKey) -> Option<StreamId> {
@@ -854,7 +820,7 @@ impl Connection {
     /// peer's reset.
     fn reset_stream(&mut self, id: StreamId, reason: Reason, now: Instant) {
         self.peer_fault_reset(now);
-        if self.closing.is_some() {
+        if self.lifecycle.is_closed() {
             return;
         }
         let key = self.streams.get(&id).map(|r| r.key);
@@ -885,8 +851,7 @@ impl Connection {
 
     /// After GOAWAY (either way) the connection ends when no stream is left.
     fn maybe_done(&mut self) {
-        let going_away = self.drain == Drain::FinalSent || self.goaway_received.is_some();
-        if going_away && self.streams.is_empty() && self.closing.is_none() {
+        if self.lifecycle.going_away() && self.streams.is_empty() {
             self.finish(CloseReason::Done);
         }
     }

@@ -16,8 +16,8 @@ use loopy::{Role, StreamKey, WriteQuota};
 
 use super::validate::{self, ContentLength};
 use super::{
-    AbuseLimit, ConnEvent, ConnViolation, Connection, Drain, Phase, Side, StreamRecord,
-    StreamState, Timer, DRAIN_PING, IDLE_PING_INTERVAL, KEEPALIVE_PING, MAX_PING_STRIKES,
+    AbuseLimit, ConnEvent, ConnViolation, Connection, Handshake, Side, StreamRecord, StreamState,
+    Timer, DRAIN_PING, IDLE_PING_INTERVAL, KEEPALIVE_PING, MAX_PING_STRIKES,
 };
 
 /// Where a frame's stream id stands for us.
@@ -33,10 +33,10 @@ enum StreamRef {
 
 impl Connection {
     pub(super) fn read_frames(&mut self, buf: &mut BytesMut, now: Instant) {
-        if self.phase == Phase::Preface {
+        if self.lifecycle.handshake() == Some(Handshake::Preface) {
             match framer::read_preface(buf) {
                 Ok(true) => {
-                    self.phase = Phase::FirstSettings;
+                    self.lifecycle.preface_received();
                     // Our SETTINGS must now be acknowledged in time.
                     let at = now + self.config.settings_timeout;
                     self.timers.set(Timer::SettingsAck, at);
@@ -87,12 +87,12 @@ impl Connection {
         if let Some(count) = self.stats.frames_in.get_mut(kind) {
             *count += 1;
         }
-        if self.phase == Phase::FirstSettings {
+        if self.lifecycle.handshake() == Some(Handshake::FirstSettings) {
             // §3.4: the peer's preface ends with a SETTINGS frame.
             if !matches!(&frame, Frame::Settings(s) if !s.ack) {
                 return self.fail(ConnViolation::FirstFrameNotSettings);
             }
-            self.phase = Phase::Open;
+            self.lifecycle.first_settings_received();
             self.timers.stop(Timer::Preface);
         }
         match frame {
@@ -254,7 +254,7 @@ impl Connection {
     /// Server: a new stream.
     fn on_request(&mut self, id: StreamId, fields: HeaderList, end_stream: bool, now: Instant) {
         self.max_peer_stream = id;
-        if self.goaway_sent.is_some_and(|last| id > last) {
+        if self.lifecycle.is_past_our_goaway(id) {
             // §6.8: streams opened after our GOAWAY are ignored, and so are
             // their later frames.
             self.remember_reset(id);
@@ -319,7 +319,7 @@ impl Connection {
         self.remember_reset(id);
         self.stats.streams_reset_local += 1;
         self.peer_fault_reset(now);
-        if self.closing.is_none() {
+        if !self.lifecycle.is_closed() {
             self.writer.queue_rst(id, Reason::PROTOCOL_ERROR, None);
         }
     }
@@ -458,12 +458,12 @@ impl Connection {
             if ping.payload == KEEPALIVE_PING {
                 self.keepalive_outstanding = false;
                 self.timers.stop(Timer::KeepaliveTimeout);
-            } else if ping.payload == DRAIN_PING && self.drain == Drain::FirstSent {
+            } else if ping.payload == DRAIN_PING && self.lifecycle.awaiting_drain_ack() {
                 // The client has seen the first GOAWAY: announce the real
                 // last stream.
-                self.drain = Drain::FinalSent;
                 let last = self.max_peer_stream;
                 self.send_goaway(last, Reason::NO_ERROR, b"");
+                self.lifecycle.final_goaway_sent(last);
                 self.maybe_done();
             } else {
                 let streams = self.streams.values_mut().map(|r| &mut r.recv);
@@ -514,7 +514,7 @@ impl Connection {
 
     fn on_goaway(&mut self, goaway: framer::GoAway, now: Instant) {
         let last = goaway.last_stream_id;
-        self.goaway_received = Some(self.goaway_received.map_or(last, |prev| prev.min(last)));
+        self.lifecycle.peer_goaway(last);
         if self.role == Role::Client {
             self.writer.apply_peer_goaway(last);
             // Streams the server never processed fail as retryable.
