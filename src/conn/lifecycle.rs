@@ -28,11 +28,21 @@
 //! the client preface arrives, and the peer may send GOAWAY before or after
 //! ours. `Closed` is final; a connection error's GOAWAY is sent just before
 //! it, so it needs no drain state of its own.
+//!
+//! The `impl Connection` part: the graceful shutdown, the hard close, a
+//! connection error (GOAWAY with its code, §5.4.1), and the end once a
+//! GOAWAY either way has left no stream.
 
-use framer::StreamId;
+use std::time::Instant;
+
+use bytes::Bytes;
+use framer::{GoAway, Reason, StreamId};
 use loopy::Role;
 
-use super::CloseReason;
+use super::{CloseReason, ConnEvent, ConnViolation, Connection, Timer};
+
+/// PING payload of the graceful-shutdown ping (grpc-go's goAwayPing).
+pub(super) const DRAIN_PING: [u8; 8] = [1, 6, 1, 8, 0, 3, 3, 9];
 
 /// The opening handshake (RFC 9113 §3.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +210,105 @@ impl Lifecycle {
                 ..
             }
         )
+    }
+}
+
+impl Connection {
+    /// Starts a graceful shutdown. Server: GOAWAY(2^31−1) and a PING, then
+    /// the final GOAWAY once the PING returns, then close when the streams
+    /// finish or after the drain grace period. Client: GOAWAY and close
+    /// when its streams finish.
+    pub fn shutdown(&mut self, now: Instant) {
+        if !self.lifecycle.may_start_drain() {
+            return;
+        }
+        match self.role {
+            Role::Server => {
+                self.send_goaway(StreamId::MAX, Reason::NO_ERROR, b"");
+                self.writer.queue_ping(DRAIN_PING);
+                self.lifecycle.drain_announced();
+            }
+            Role::Client => {
+                self.send_goaway(StreamId::ZERO, Reason::NO_ERROR, b"");
+                self.lifecycle.final_goaway_sent(StreamId::ZERO);
+            }
+        }
+        self.timers.set(Timer::Grace, now + self.config.drain_grace);
+        self.maybe_done();
+    }
+
+    /// Ends the connection now with GOAWAY `reason` (e.g. the server is
+    /// stopping hard).
+    pub fn close(&mut self, reason: Reason, detail: &str) {
+        if self.lifecycle.is_closed() {
+            return;
+        }
+        let last = self.last_stream_for_goaway();
+        self.send_goaway(last, reason, detail.as_bytes());
+        self.finish(CloseReason::Aborted {
+            reason,
+            detail: detail.to_string(),
+        });
+    }
+
+    /// The drain PING came back: the client has seen the first GOAWAY, so
+    /// the final one names the real last stream.
+    pub(super) fn drain_ping_answered(&mut self) {
+        if !self.lifecycle.awaiting_drain_ack() {
+            return;
+        }
+        let last = self.streams.max_peer();
+        self.send_goaway(last, Reason::NO_ERROR, b"");
+        self.lifecycle.final_goaway_sent(last);
+        self.maybe_done();
+    }
+
+    /// Queues our GOAWAY (the caller records what it means in the
+    /// lifecycle: a drain step, or the close that follows).
+    pub(super) fn send_goaway(&mut self, last: StreamId, reason: Reason, debug: &[u8]) {
+        self.stats.goaways_out += 1;
+        let goaway = GoAway {
+            last_stream_id: last,
+            reason,
+            debug_data: Bytes::copy_from_slice(debug),
+        };
+        self.writer.queue_goaway(goaway);
+    }
+
+    /// A connection error: GOAWAY with the violation's code and text, then
+    /// close.
+    pub(super) fn fail(&mut self, violation: ConnViolation) {
+        if self.lifecycle.is_closed() {
+            return;
+        }
+        let last = self.last_stream_for_goaway();
+        let debug = violation.to_string();
+        self.send_goaway(last, violation.reason(), debug.as_bytes());
+        self.finish(CloseReason::LocalError(violation));
+    }
+
+    /// The last stream id our GOAWAY names: the highest the peer opened
+    /// (a client is opened nothing: push is off).
+    pub(super) fn last_stream_for_goaway(&self) -> StreamId {
+        match self.role {
+            Role::Server => self.streams.max_peer(),
+            Role::Client => StreamId::ZERO,
+        }
+    }
+
+    /// Ends the connection (the first reason stands) and reports it.
+    pub(super) fn finish(&mut self, reason: CloseReason) {
+        if self.lifecycle.close(reason.clone()) {
+            self.events
+                .push_back(ConnEvent::ConnectionClosed { reason });
+        }
+    }
+
+    /// After GOAWAY (either way) the connection ends when no stream is left.
+    pub(super) fn maybe_done(&mut self) {
+        if self.lifecycle.going_away() && self.streams.is_empty() {
+            self.finish(CloseReason::Done);
+        }
     }
 }
 
