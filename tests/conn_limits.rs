@@ -91,7 +91,7 @@ fn sec5_1_headers_on_a_stream_closed_by_end_stream_is_a_connection_error_stream_
 fn sec5_1_headers_on_a_stream_we_reset_are_ignored() {
     let mut raw = Raw::server(ConnConfig::default());
     raw.send(headers(1, grpc_request("/svc/M"), false));
-    raw.conn.reset(key(1), Reason::CANCEL);
+    raw.conn.reset(key(1), Reason::CANCEL, raw.now);
     raw.flush();
     raw.take_frames();
     raw.send(headers(1, vec![field("grpc-status", "0")], true));
@@ -209,7 +209,7 @@ fn late_data_on_a_stream_we_reset_is_free() {
     // and no answer is due.
     let mut raw = Raw::server(wasted_budget(10));
     raw.send(headers(1, grpc_request("/svc/M"), false));
-    raw.conn.reset(key(1), Reason::CANCEL);
+    raw.conn.reset(key(1), Reason::CANCEL, raw.now);
     raw.flush();
     raw.take_frames();
     for _ in 0..50 {

@@ -39,18 +39,12 @@ fn setup(streams: u32) -> Setup {
         .map(|i| {
             let id = StreamId::new(1 + 2 * i);
             let key = StreamKey::from(id);
-            buffer
-                .put(Item::Register {
-                    key,
-                    id,
-                    quota: None,
-                })
-                .unwrap();
+            writer.register_stream(key, id, None);
             key
         })
         .collect();
     let mut batch = Batch::new();
-    writer.write(&mut batch, usize::MAX).unwrap();
+    writer.write(&mut batch, usize::MAX);
     Setup {
         buffer,
         writer,
@@ -64,7 +58,7 @@ fn cycle(s: &mut Setup, payload: &Bytes) -> usize {
     let top_up = (1i64 << 30) - s.writer.connection_window();
     if top_up > 0 {
         s.writer
-            .apply_window_update(StreamId::ZERO, top_up as u32)
+            .apply_connection_window_update(top_up as u32)
             .unwrap();
     }
     for key in &s.keys {
@@ -78,7 +72,7 @@ fn cycle(s: &mut Setup, payload: &Bytes) -> usize {
     }
     let mut bytes = 0;
     loop {
-        let written = s.writer.write(&mut s.batch, 256 * 1024).unwrap();
+        let written = s.writer.write(&mut s.batch, 256 * 1024);
         bytes += s.batch.len();
         s.batch.clear();
         if written.drained {
@@ -87,10 +81,8 @@ fn cycle(s: &mut Setup, payload: &Bytes) -> usize {
     }
     // Keep the stream windows from running out.
     for key in &s.keys {
-        let id = StreamId::new(key.0 as u32);
         s.writer
-            .apply_window_update(id, payload.len().max(1) as u32)
-            .unwrap();
+            .apply_stream_window_update(*key, payload.len().max(1) as u32);
     }
     bytes
 }

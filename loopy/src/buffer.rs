@@ -1,26 +1,25 @@
-//! `ControlBuffer`: the queue any thread puts [`Item`]s into and the
-//! connection's owner drains (grpc-go's `controlBuffer`).
+//! `ControlBuffer`: the inbox for commands from other threads — the queue
+//! any thread puts [`Item`]s into and the connection's owner drains
+//! (grpc-go's `controlBuffer`). The connection's own commands do not pass
+//! through it: it calls the [`Writer`](crate::Writer) directly.
 //!
 //! - One short lock per put and per drain (the owner swaps the whole queue
 //!   out at once).
 //! - Wake-up: a put wakes the consumer only if it said it was waiting
 //!   (grpc-go's `consumerWaiting`), so a busy writer costs no wake-ups.
-//! - Flood control: items the peer causes us to send (SETTINGS ack, PING
-//!   ack, RST_STREAM in response) are counted from put until the writer has
-//!   put them into a write batch; past the limit [`wants_read`] turns false
-//!   and the connection stops reading until the writer drains them. Those
-//!   frames are never stuck behind flow control (they are control frames,
-//!   written before any DATA), so the throttle lifts as soon as the socket
-//!   takes bytes: it cannot deadlock on our own windows.
+//! - Order: the writer applies items in put order, and applies everything
+//!   already put before any direct command of the connection, so a direct
+//!   command never overtakes an item put before it.
+//! - The peer's SETTINGS_MAX_HEADER_LIST_SIZE is checked at put: a header
+//!   list over it is refused before it is queued (RFC 9113 §6.5.2).
 //! - Close: after [`finish`] every put is refused and hands its item back,
 //!   and `finish` returns what was never delivered, so callers can fail
 //!   their calls rather than lose them.
 //!
-//! [`wants_read`]: ControlBuffer::wants_read
 //! [`finish`]: ControlBuffer::finish
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -40,10 +39,6 @@ pub struct NoWake;
 impl Wake for NoWake {
     fn wake(&self) {}
 }
-
-/// The default limit on queued transport responses before reading stops
-/// (grpc-go uses 50; the issue's default is 100).
-pub const DEFAULT_MAX_TRANSPORT_RESPONSES: usize = 100;
 
 /// Why a put was refused. The item comes back either way.
 #[derive(Debug)]
@@ -104,19 +99,18 @@ struct Inner {
 /// ```
 /// use std::sync::Arc;
 /// use loopy::{ControlBuffer, Item, NoWake};
+/// use framer::Reason;
 ///
 /// let buffer = ControlBuffer::new(Arc::new(NoWake));
-/// buffer.put(Item::SettingsAck).unwrap();
-/// assert!(buffer.wants_read());
+/// let key = buffer.new_stream_key();
+/// buffer.put(Item::Reset { key, reason: Reason::CANCEL }).unwrap();
 /// let undelivered = buffer.finish();
 /// assert_eq!(undelivered.len(), 1);
-/// assert!(buffer.put(Item::SettingsAck).is_err());
+/// assert!(buffer.put(Item::Reset { key, reason: Reason::CANCEL }).is_err());
 /// ```
 pub struct ControlBuffer {
     inner: Mutex<Inner>,
     waker: std::sync::Arc<dyn Wake>,
-    transport_responses: AtomicUsize,
-    max_transport_responses: usize,
     /// The peer's SETTINGS_MAX_HEADER_LIST_SIZE (u32::MAX: unlimited).
     peer_max_header_list_size: AtomicU32,
     next_key: AtomicU64,
@@ -126,32 +120,16 @@ impl std::fmt::Debug for ControlBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControlBuffer")
             .field("queued", &self.inner.lock().items.len())
-            .field(
-                "transport_responses",
-                &self.transport_responses.load(Ordering::Relaxed),
-            )
             .finish_non_exhaustive()
     }
 }
 
 impl ControlBuffer {
-    /// A buffer whose owner is woken through `waker`, with the default
-    /// flood limit.
+    /// A buffer whose owner is woken through `waker`.
     pub fn new(waker: std::sync::Arc<dyn Wake>) -> ControlBuffer {
-        ControlBuffer::with_limit(waker, DEFAULT_MAX_TRANSPORT_RESPONSES)
-    }
-
-    /// A buffer with `max_transport_responses` queued responses allowed
-    /// before [`wants_read`](ControlBuffer::wants_read) turns false.
-    pub fn with_limit(
-        waker: std::sync::Arc<dyn Wake>,
-        max_transport_responses: usize,
-    ) -> ControlBuffer {
         ControlBuffer {
             inner: Mutex::new(Inner::default()),
             waker,
-            transport_responses: AtomicUsize::new(0),
-            max_transport_responses,
             peer_max_header_list_size: AtomicU32::new(u32::MAX),
             next_key: AtomicU64::new(1),
         }
@@ -211,18 +189,6 @@ impl ControlBuffer {
             if !check() {
                 return Err(PutError::Rejected(item));
             }
-            match &item {
-                Item::PeerSettings(settings) => {
-                    if let Some(limit) = settings.max_header_list_size() {
-                        self.peer_max_header_list_size
-                            .store(limit, Ordering::Relaxed);
-                    }
-                }
-                item if item.is_transport_response() => {
-                    self.transport_responses.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
-            }
             inner.items.push_back(item);
             may_wake && std::mem::take(&mut inner.consumer_waiting)
         };
@@ -248,6 +214,18 @@ impl ControlBuffer {
         n
     }
 
+    /// Moves every queued item to the back of `out` without marking the
+    /// consumer as waiting: the writer catching up before a direct command
+    /// (it is at work, not about to wait).
+    pub(crate) fn take_pending(&self, out: &mut VecDeque<Item>) {
+        let mut inner = self.inner.lock();
+        if out.is_empty() {
+            std::mem::swap(&mut inner.items, out);
+        } else {
+            out.extend(inner.items.drain(..));
+        }
+    }
+
     /// The consumer is at work and will drain the buffer before it waits
     /// again: puts until then need not wake it. Call it before running code
     /// that may put (e.g. the application's callbacks on the loop thread),
@@ -259,6 +237,7 @@ impl ControlBuffer {
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
     /// use loopy::{ControlBuffer, Item, Wake};
+    /// use framer::Reason;
     ///
     /// struct Count(AtomicUsize);
     /// impl Wake for Count {
@@ -269,43 +248,29 @@ impl ControlBuffer {
     /// let mut out = VecDeque::new();
     /// buffer.drain_into(&mut out); // empty: the consumer waits
     /// buffer.consumer_busy(); // ...but is about to run callbacks
-    /// buffer.put(Item::SettingsAck).unwrap();
+    /// let key = buffer.new_stream_key();
+    /// buffer.put(Item::Reset { key, reason: Reason::CANCEL }).unwrap();
     /// assert_eq!(wakes.0.load(Ordering::Relaxed), 0);
     /// assert_eq!(buffer.drain_into(&mut out), 1);
     /// buffer.drain_into(&mut out); // empty again: waiting
-    /// buffer.put(Item::SettingsAck).unwrap();
+    /// buffer.put(Item::Reset { key, reason: Reason::CANCEL }).unwrap();
     /// assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
     /// ```
     pub fn consumer_busy(&self) {
         self.inner.lock().consumer_waiting = false;
     }
 
-    /// True when the connection may read more from the peer: fewer
-    /// transport responses are queued than the flood limit.
-    pub fn wants_read(&self) -> bool {
-        self.transport_responses.load(Ordering::Relaxed) < self.max_transport_responses
-    }
-
-    /// Transport responses queued and not yet in a write batch.
-    pub fn transport_responses(&self) -> usize {
-        self.transport_responses.load(Ordering::Relaxed)
-    }
-
-    /// The writer reports `n` transport responses put into a batch.
-    pub(crate) fn responses_written(&self, n: usize) {
-        if n > 0 {
-            let _ =
-                self.transport_responses
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                        Some(v.saturating_sub(n))
-                    });
-        }
-    }
-
-    /// The peer's SETTINGS_MAX_HEADER_LIST_SIZE as last put (`u32::MAX` if
-    /// it never sent one).
+    /// The peer's SETTINGS_MAX_HEADER_LIST_SIZE as last applied (`u32::MAX`
+    /// if it never sent one).
     pub fn peer_max_header_list_size(&self) -> u32 {
         self.peer_max_header_list_size.load(Ordering::Relaxed)
+    }
+
+    /// The writer applied the peer's SETTINGS_MAX_HEADER_LIST_SIZE: puts
+    /// check header lists against it from now on.
+    pub(crate) fn set_peer_max_header_list_size(&self, limit: u32) {
+        self.peer_max_header_list_size
+            .store(limit, Ordering::Relaxed);
     }
 
     /// Closes the buffer: later puts fail with [`PutError::Closed`]; the
@@ -313,11 +278,7 @@ impl ControlBuffer {
     pub fn finish(&self) -> Vec<Item> {
         let mut inner = self.inner.lock();
         inner.closed = true;
-        let items: Vec<Item> = inner.items.drain(..).collect();
-        let responses = items.iter().filter(|i| i.is_transport_response()).count();
-        drop(inner);
-        self.responses_written(responses);
-        items
+        inner.items.drain(..).collect()
     }
 
     /// True once [`finish`](ControlBuffer::finish) has been called.

@@ -21,10 +21,11 @@ pub struct Written {
 /// Why queued output was dropped without being written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropCause {
-    /// We reset the stream ([`Item::Reset`](crate::Item::Reset) or
-    /// [`Item::RstStream`](crate::Item::RstStream)).
+    /// We reset the stream ([`Item::Reset`](crate::Item::Reset),
+    /// [`Writer::reset`](crate::Writer::reset) or
+    /// [`Writer::queue_rst`](crate::Writer::queue_rst)).
     Reset(Reason),
-    /// The stream was cleaned up ([`Item::Cleanup`](crate::Item::Cleanup)).
+    /// The stream was cleaned up ([`Writer::cleanup`](crate::Writer::cleanup)).
     Cleanup,
     /// The peer's GOAWAY: the stream is above its last stream id, or was
     /// never opened. The peer did not process it: safe to retry elsewhere.

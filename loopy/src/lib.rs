@@ -3,11 +3,15 @@
 //! sans-IO from grpc-go's `internal/transport/controlbuf.go`. No sockets,
 //! no threads, no clock reads: tests drive it by hand.
 //!
-//! - [`ControlBuffer`]: any thread [`put`](ControlBuffer::put)s an
-//!   [`Item`]; the connection's owner drains it. Wakes the owner only when
-//!   it waits; counts peer-caused responses to stop reading on a flood;
-//!   refuses puts after close and hands undelivered items back.
-//! - [`Writer`]: drains the buffer and fills one [`Batch`] per
+//! - [`ControlBuffer`]: the inbox for commands from other threads: any
+//!   thread [`put`](ControlBuffer::put)s an [`Item`] (open, headers, data,
+//!   reset); the connection's owner drains it. Wakes the owner only when it
+//!   waits; refuses puts after close and hands undelivered items back.
+//! - [`Writer`]: takes the connection's own commands as direct method
+//!   calls (the peer's settings and window updates applied, control frames
+//!   queued, streams registered and cleaned up; each after what the buffer
+//!   already holds), counts peer-caused responses to stop reading on a
+//!   flood, drains the buffer and fills one [`Batch`] per
 //!   [`write`](Writer::write): urgent control, other control,
 //!   stream-opening HEADERS under the peer's MAX_CONCURRENT_STREAMS, then
 //!   stream output round-robin, DATA cut to min(peer MAX_FRAME_SIZE, stream
@@ -59,10 +63,10 @@ mod writer;
 
 pub use batch::Batch;
 pub use bdp::*;
-pub use buffer::{ControlBuffer, NoWake, PutError, Wake, DEFAULT_MAX_TRANSPORT_RESPONSES};
+pub use buffer::{ControlBuffer, NoWake, PutError, Wake};
 pub use event::{ConnectionError, DropCause, Event, WriterStats, Written};
 pub use inbound::*;
 pub use item::{Item, StreamKey};
 pub use quota::{QuotaError, SendBudget, WriteQuota, DEFAULT_WRITE_QUOTA};
 pub use stream::SendState;
-pub use writer::{Role, Writer};
+pub use writer::{Role, Writer, DEFAULT_MAX_TRANSPORT_RESPONSES};

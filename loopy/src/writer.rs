@@ -1,5 +1,13 @@
 //! `Writer`: the loopy writer (grpc-go's `loopyWriter`), sans-IO.
 //!
+//! Commands reach it two ways: the application's [`Item`]s through the
+//! [`ControlBuffer`] (from any thread), and the connection's own through
+//! direct method calls (`commands.rs`: the peer's SETTINGS, WINDOW_UPDATE
+//! and GOAWAY applied, our control frames queued, streams registered and
+//! cleaned up). Each direct command first applies whatever was already in
+//! the buffer, so the two ways keep one order: a command never overtakes an
+//! item put before it.
+//!
 //! Each [`Writer::write`] drains the control buffer, applies the items, and
 //! fills one [`Batch`] up to a byte budget, taking frames from strict
 //! classes in order (nghttp2's `pop_next_ob_item`):
@@ -15,21 +23,30 @@
 //!
 //! HPACK encoding happens here, at the moment a HEADERS frame goes into
 //! the batch, so encoder order is wire order.
+//!
+//! Flood control: the frames the peer makes us send (SETTINGS ack, PING
+//! ack, RST_STREAM in response) are counted from the command until they
+//! are in a write batch; past the limit [`Writer::wants_read`] turns false
+//! and the connection stops reading until they are written. They are
+//! control frames, written before any DATA, so the throttle lifts as soon
+//! as the socket takes bytes: it cannot deadlock on our own windows.
+//!
+//! Streams are named by [`StreamKey`]; the map between keys and stream ids
+//! belongs to the connection, which passes the key with every command on a
+//! stream. The writer only knows each of its streams' own id (assigned
+//! here when a client stream opens).
+
+mod commands;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use framer::{
-    Data, Encoder, Frame, HeaderBlock, Headers, Ping, Reason, RstStream, SettingId, Settings,
-    StreamId, WindowUpdate,
-};
+use framer::{Data, Encoder, Frame, HeaderBlock, Headers, Ping, Reason, RstStream, StreamId};
 
 use crate::hash::KeyMap;
 use crate::stream::{Chunk, OutStream, SendState};
-use crate::{
-    Batch, ConnectionError, ControlBuffer, DropCause, Event, Item, StreamKey, WriterStats, Written,
-};
+use crate::{Batch, ControlBuffer, DropCause, Event, Item, StreamKey, WriterStats, Written};
 
 /// The largest flow-control window, 2^31 − 1 (RFC 9113 §6.9.1).
 const MAX_WINDOW: i64 = crate::MAX_WINDOW_SIZE as i64;
@@ -37,6 +54,10 @@ const MAX_WINDOW: i64 = crate::MAX_WINDOW_SIZE as i64;
 /// The initial send window of the connection and of every stream before
 /// the peer's SETTINGS say otherwise (RFC 9113 §6.9.2).
 const DEFAULT_WINDOW: i64 = crate::DEFAULT_WINDOW_SIZE as i64;
+
+/// The default limit on queued transport responses before reading stops
+/// (grpc-go uses 50; the default is 100).
+pub const DEFAULT_MAX_TRANSPORT_RESPONSES: usize = 100;
 
 /// Which end of the connection this writer serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +84,7 @@ pub enum Role {
 /// buffer.put(Item::Data { key, data: Bytes::from_static(b"hi"), end_stream: true }).unwrap();
 ///
 /// let mut batch = Batch::new();
-/// let written = writer.write(&mut batch, 64 * 1024).unwrap();
+/// let written = writer.write(&mut batch, 64 * 1024);
 /// assert!(written.drained);
 /// assert_eq!(written.frames, 2); // HEADERS, DATA with END_STREAM
 /// let events: Vec<Event> = writer.events().collect();
@@ -79,7 +100,6 @@ pub struct Writer {
     peer_max_concurrent: u32,
     conn_window: i64,
     streams: KeyMap<StreamKey, OutStream>,
-    ids: KeyMap<StreamId, StreamKey>,
     active: VecDeque<StreamKey>,
     conn_blocked: VecDeque<StreamKey>,
     pending_open: VecDeque<StreamKey>,
@@ -91,12 +111,19 @@ pub struct Writer {
     urgent: VecDeque<Frame>,
     /// Control frames, each marked if it is a transport response.
     control: VecDeque<(Frame, bool)>,
+    /// Transport responses queued and not yet in a write batch.
+    responses: usize,
+    /// Past this many queued responses, [`Writer::wants_read`] is false.
+    max_responses: usize,
     events: Vec<Event>,
     stats: WriterStats,
     /// A connection error was returned: the connection is ending, so the
-    /// peer's settings and window updates are no longer applied (only the
-    /// GOAWAY and whatever else is queued still goes out).
+    /// peer's settings, window updates and GOAWAY are no longer applied
+    /// (only the GOAWAY and whatever else is queued still goes out).
     broken: bool,
+    /// [`Writer::close`] was called: direct commands are ignored, as puts
+    /// into the finished buffer are refused.
+    closed: bool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -112,7 +139,8 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     /// A writer for `role`, draining `buffer`, with the RFC's initial peer
-    /// settings (65,535-byte windows, 16 KiB frames, no stream limit).
+    /// settings (65,535-byte windows, 16 KiB frames, no stream limit) and
+    /// the default flood limit ([`DEFAULT_MAX_TRANSPORT_RESPONSES`]).
     pub fn new(role: Role, buffer: Arc<ControlBuffer>) -> Writer {
         Writer {
             role,
@@ -123,7 +151,6 @@ impl Writer {
             peer_max_concurrent: u32::MAX,
             conn_window: DEFAULT_WINDOW,
             streams: KeyMap::default(),
-            ids: KeyMap::default(),
             active: VecDeque::new(),
             conn_blocked: VecDeque::new(),
             pending_open: VecDeque::new(),
@@ -132,10 +159,32 @@ impl Writer {
             no_new_streams: None,
             urgent: VecDeque::new(),
             control: VecDeque::new(),
+            responses: 0,
+            max_responses: DEFAULT_MAX_TRANSPORT_RESPONSES,
             events: Vec::new(),
             stats: WriterStats::default(),
             broken: false,
+            closed: false,
         }
+    }
+
+    /// The same writer with `max` queued transport responses allowed before
+    /// [`Writer::wants_read`] turns false.
+    pub fn with_response_limit(mut self, max: usize) -> Writer {
+        self.max_responses = max;
+        self
+    }
+
+    /// True when the connection may read more from the peer: fewer
+    /// transport responses (SETTINGS and PING acks, RST_STREAM in
+    /// response) are queued than the flood limit.
+    pub fn wants_read(&self) -> bool {
+        self.responses < self.max_responses
+    }
+
+    /// Transport responses queued and not yet in a write batch.
+    pub fn transport_responses(&self) -> usize {
+        self.responses
     }
 
     /// The control buffer this writer drains.
@@ -204,12 +253,9 @@ impl Writer {
     /// Drains the control buffer, applies its items, and appends frames to
     /// `batch` until it has grown by at least `budget` bytes or nothing
     /// more can be written. Events are collected for [`Writer::events`].
-    ///
-    /// An error is a connection error (the peer's window update or settings
-    /// overflowed a window): send GOAWAY with its reason and close.
-    pub fn write(&mut self, batch: &mut Batch, budget: usize) -> Result<Written, ConnectionError> {
+    pub fn write(&mut self, batch: &mut Batch, budget: usize) -> Written {
         self.stats.writes += 1;
-        self.pull()?;
+        self.pull();
         let start = batch.len();
         let mut frames = 0;
         let mut responses = 0;
@@ -229,82 +275,23 @@ impl Writer {
             }
             frames += 1;
         };
-        self.buffer.responses_written(responses);
+        self.responses = self.responses.saturating_sub(responses);
         #[cfg(debug_assertions)]
         self.check_invariants();
         let bytes = batch.len() - start;
         self.stats.bytes += bytes as u64;
-        Ok(Written {
+        Written {
             bytes,
             frames,
             drained,
-        })
-    }
-
-    /// Applies the peer's SETTINGS to the send side (also done for
-    /// [`Item::PeerSettings`]).
-    pub fn apply_peer_settings(&mut self, settings: &Settings) -> Result<(), ConnectionError> {
-        for setting in &settings.params {
-            match setting.id {
-                SettingId::INITIAL_WINDOW_SIZE => {
-                    self.set_initial_window(i64::from(setting.value))?
-                }
-                SettingId::MAX_FRAME_SIZE => self.encoder.set_max_frame_size(setting.value),
-                SettingId::HEADER_TABLE_SIZE => self.encoder.set_header_table_size(setting.value),
-                SettingId::MAX_CONCURRENT_STREAMS => self.peer_max_concurrent = setting.value,
-                _ => {}
-            }
         }
-        Ok(())
-    }
-
-    /// Applies the peer's WINDOW_UPDATE (also done for
-    /// [`Item::PeerWindowUpdate`]). An overflow of the connection window is
-    /// a connection error; of a stream window, a stream error handled here
-    /// (RST_STREAM FLOW_CONTROL_ERROR, the stream dropped).
-    pub fn apply_window_update(
-        &mut self,
-        id: StreamId,
-        increment: u32,
-    ) -> Result<(), ConnectionError> {
-        let increment = i64::from(increment);
-        if id.is_zero() {
-            self.conn_window += increment;
-            if self.conn_window > MAX_WINDOW {
-                return Err(ConnectionError {
-                    reason: Reason::FLOW_CONTROL_ERROR,
-                    detail: "WINDOW_UPDATE overflowed the connection send window",
-                });
-            }
-            if self.conn_window > 0 {
-                self.release_conn_blocked();
-            }
-            return Ok(());
-        }
-        let Some(&key) = self.ids.get(&id) else {
-            return Ok(());
-        }; // closed: ignore (§6.9)
-        let Some(stream) = self.streams.get_mut(&key) else {
-            return Ok(());
-        };
-        stream.window += increment;
-        if stream.window > MAX_WINDOW {
-            self.control
-                .push_back((RstStream::new(id, Reason::FLOW_CONTROL_ERROR).into(), false));
-            self.drop_stream(key, DropCause::FlowControl);
-            return Ok(());
-        }
-        if stream.state == SendState::WaitingOnWindow && stream.window > 0 {
-            stream.state = SendState::Active;
-            self.active.push_back(key);
-        }
-        Ok(())
     }
 
     /// Closes the writer: every stream with undelivered output gets a
     /// [`DropCause::Closed`] event, every write quota is closed, and the
     /// control buffer is finished; its undelivered items are returned.
     pub fn close(&mut self) -> Vec<Item> {
+        self.closed = true;
         let keys: Vec<StreamKey> = self.streams.keys().copied().collect();
         for key in keys {
             self.drop_stream(key, DropCause::Closed);
@@ -316,34 +303,28 @@ impl Writer {
 
     // --- applying items -------------------------------------------------
 
-    /// Applies items left from a write that stopped on an error, then
-    /// everything in the control buffer.
-    fn pull(&mut self) -> Result<(), ConnectionError> {
-        while let Some(item) = self.inbox.pop_front() {
-            self.apply(item)?;
-        }
+    /// Applies everything in the control buffer, in put order; marks the
+    /// consumer waiting if there was nothing.
+    fn pull(&mut self) {
         self.buffer.drain_into(&mut self.inbox);
+        self.apply_inbox();
+    }
+
+    /// Applies everything in the control buffer before a direct command, so
+    /// the command keeps its place in put order (the consumer is at work:
+    /// not marked waiting).
+    fn catch_up(&mut self) {
+        self.buffer.take_pending(&mut self.inbox);
+        self.apply_inbox();
+    }
+
+    fn apply_inbox(&mut self) {
         while let Some(item) = self.inbox.pop_front() {
-            self.apply(item)?;
+            self.apply(item);
         }
-        Ok(())
     }
 
-    fn apply(&mut self, item: Item) -> Result<(), ConnectionError> {
-        if self.broken
-            && matches!(
-                item,
-                Item::PeerSettings(_) | Item::PeerWindowUpdate { .. } | Item::PeerGoAway { .. }
-            )
-        {
-            return Ok(());
-        }
-        let result = self.apply_item(item);
-        self.broken |= result.is_err();
-        result
-    }
-
-    fn apply_item(&mut self, item: Item) -> Result<(), ConnectionError> {
+    fn apply(&mut self, item: Item) {
         match item {
             Item::Open {
                 key,
@@ -353,11 +334,11 @@ impl Writer {
             } => {
                 if self.role != Role::Client || self.streams.contains_key(&key) {
                     self.refuse(key, DropCause::Invalid, quota.as_deref(), end_stream);
-                    return Ok(());
+                    return;
                 }
                 if let Some(cause) = self.no_new_streams {
                     self.refuse(key, cause, quota.as_deref(), end_stream);
-                    return Ok(());
+                    return;
                 }
                 let mut stream = OutStream::new(None, self.peer_initial_window, quota);
                 stream
@@ -366,18 +347,6 @@ impl Writer {
                 stream.end_queued = end_stream;
                 self.streams.insert(key, stream);
                 self.pending_open.push_back(key);
-            }
-            Item::Register { key, id, quota } => {
-                if self.role != Role::Server || self.streams.contains_key(&key) {
-                    self.refuse(key, DropCause::Invalid, quota.as_deref(), false);
-                    return Ok(());
-                }
-                self.streams.insert(
-                    key,
-                    OutStream::new(Some(id), self.peer_initial_window, quota),
-                );
-                self.ids.insert(id, key);
-                self.stats.streams_started += 1;
             }
             Item::Headers {
                 key,
@@ -391,45 +360,18 @@ impl Writer {
                 data,
                 end_stream,
             } => self.enqueue(key, Chunk::Data { data, end_stream }),
-            Item::Reset { key, reason } => {
-                if let Some(id) = self.streams.get(&key).and_then(|s| s.id) {
-                    self.control
-                        .push_back((RstStream::new(id, reason).into(), false));
-                }
-                self.drop_stream(key, DropCause::Reset(reason));
-            }
-            Item::RstStream { id, reason } => {
-                self.control
-                    .push_back((RstStream::new(id, reason).into(), true));
-                if let Some(&key) = self.ids.get(&id) {
-                    self.drop_stream(key, DropCause::Reset(reason));
-                }
-            }
-            Item::Cleanup { key } => self.drop_stream(key, DropCause::Cleanup),
-            Item::WindowUpdate { id, increment } => {
-                self.control
-                    .push_back((WindowUpdate::new(id, increment).into(), false));
-            }
-            Item::Settings(settings) => self.control.push_back((settings.into(), false)),
-            Item::SettingsAck => self.urgent.push_back(Settings::ack().into()),
-            Item::Ping { ack: true, payload } => self.urgent.push_back(Ping::pong(payload).into()),
-            Item::Ping {
-                ack: false,
-                payload,
-            } => {
-                self.control.push_back((Ping::new(payload).into(), false));
-            }
-            Item::GoAway(goaway) => {
-                self.control.push_back((goaway.into(), false));
-                if self.role == Role::Client {
-                    self.stop_opening(DropCause::GoingAway);
-                }
-            }
-            Item::PeerSettings(settings) => self.apply_peer_settings(&settings)?,
-            Item::PeerWindowUpdate { id, increment } => self.apply_window_update(id, increment)?,
-            Item::PeerGoAway { last_stream_id } => self.apply_peer_goaway(last_stream_id),
+            Item::Reset { key, reason } => self.reset_stream(key, reason),
         }
-        Ok(())
+    }
+
+    /// Resets a stream of ours: RST_STREAM if it has an id, then its queue
+    /// is purged and reported.
+    fn reset_stream(&mut self, key: StreamKey, reason: Reason) {
+        if let Some(id) = self.streams.get(&key).and_then(|s| s.id) {
+            self.control
+                .push_back((RstStream::new(id, reason).into(), false));
+        }
+        self.drop_stream(key, DropCause::Reset(reason));
     }
 
     /// Reports an item for a stream that cannot take it.
@@ -478,7 +420,7 @@ impl Writer {
         }
     }
 
-    fn set_initial_window(&mut self, new: i64) -> Result<(), ConnectionError> {
+    fn set_initial_window(&mut self, new: i64) -> Result<(), crate::ConnectionError> {
         let delta = new - self.peer_initial_window;
         self.peer_initial_window = new;
         if delta == 0 {
@@ -489,7 +431,7 @@ impl Writer {
             // make it negative; exceeding 2^31-1 is a connection error.
             stream.window += delta;
             if stream.window > MAX_WINDOW {
-                return Err(ConnectionError {
+                return Err(crate::ConnectionError {
                     reason: Reason::FLOW_CONTROL_ERROR,
                     detail: "SETTINGS_INITIAL_WINDOW_SIZE overflowed a stream send window",
                 });
@@ -508,22 +450,6 @@ impl Writer {
                 .retain(|k| streams.get(k).is_some_and(|s| s.state == SendState::Active));
         }
         Ok(())
-    }
-
-    fn apply_peer_goaway(&mut self, last_stream_id: StreamId) {
-        if self.role != Role::Client {
-            return;
-        }
-        let above: Vec<StreamKey> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| s.id.is_some_and(|id| id > last_stream_id))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in above {
-            self.drop_stream(key, DropCause::PeerGoAway);
-        }
-        self.stop_opening(DropCause::PeerGoAway);
     }
 
     fn stop_opening(&mut self, cause: DropCause) {
@@ -555,9 +481,6 @@ impl Writer {
             }
             return;
         };
-        if let Some(id) = stream.id {
-            self.ids.remove(&id);
-        }
         if stream.counted {
             self.open_count = self.open_count.saturating_sub(1);
         }
@@ -633,7 +556,6 @@ impl Writer {
             }
             let id = StreamId::new(self.next_id);
             self.next_id += 2;
-            self.ids.insert(id, key);
             self.open_count += 1;
             self.stats.streams_started += 1;
             if let Some(stream) = self.streams.get_mut(&key) {
@@ -755,11 +677,7 @@ impl Writer {
         // A server's stream is done with loopy once its END_STREAM is out;
         // a client's stays counted until the stream closes (Cleanup).
         if ended && self.role == Role::Server {
-            if let Some(stream) = self.streams.remove(&key) {
-                if let Some(id) = stream.id {
-                    self.ids.remove(&id);
-                }
-            }
+            self.streams.remove(&key);
         }
     }
 

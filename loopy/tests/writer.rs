@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::*;
 use framer::hpack::HeaderField;
 use framer::{Frame, GoAway, HeaderBlock, Reason, SettingId, Settings, StreamId};
-use loopy::{Batch, DropCause, Event, Item, PutError, Role, SendState, StreamKey, WriteQuota};
+use loopy::{DropCause, Event, Item, PutError, Role, SendState, StreamKey, WriteQuota};
 
 const MAX_WINDOW: i64 = loopy::MAX_WINDOW_SIZE as i64;
 
@@ -21,19 +21,11 @@ fn urgent_control_goes_before_other_control_and_data() {
     let mut h = Harness::new(Role::Server);
     let key = h.register(1);
     h.data(key, 100, false);
-    h.put(Item::Settings(settings(
-        SettingId::MAX_CONCURRENT_STREAMS,
-        10,
-    )));
-    h.put(Item::WindowUpdate {
-        id: StreamId::ZERO,
-        increment: 1000,
-    });
-    h.put(Item::Ping {
-        ack: true,
-        payload: [1; 8],
-    });
-    h.put(Item::SettingsAck);
+    h.writer
+        .queue_settings(settings(SettingId::MAX_CONCURRENT_STREAMS, 10));
+    h.writer.queue_window_update(StreamId::ZERO, 1000);
+    h.writer.queue_ping_ack([1; 8]);
+    h.writer.queue_settings_ack();
     let frames = h.write_all();
     assert_eq!(
         shape(&frames),
@@ -56,14 +48,9 @@ fn control_frames_are_not_held_back_by_exhausted_windows() {
     h.data(key, 200_000, false);
     h.write_all();
     assert_eq!(h.writer.connection_window(), 0);
-    h.put(Item::Ping {
-        ack: true,
-        payload: [9; 8],
-    });
-    h.put(Item::RstStream {
-        id: StreamId::new(7),
-        reason: Reason::REFUSED_STREAM,
-    });
+    h.writer.queue_ping_ack([9; 8]);
+    h.writer
+        .queue_rst(StreamId::new(7), Reason::REFUSED_STREAM, None);
     let frames = h.write_all();
     assert_eq!(shape(&frames), vec![("PING", 0), ("RST", 7)]);
 }
@@ -206,14 +193,14 @@ fn settings_decrease_makes_windows_negative_and_data_waits() {
 fn settings_increase_past_2_31_minus_1_is_a_connection_flow_control_error() {
     let mut h = Harness::new(Role::Server);
     let key = h.register(1);
-    h.put(Item::PeerWindowUpdate {
-        id: StreamId::new(1),
-        increment: (MAX_WINDOW - 65_535) as u32,
-    });
+    h.writer
+        .apply_stream_window_update(key, (MAX_WINDOW - 65_535) as u32);
     h.write_all();
     assert_eq!(h.writer.stream_window(key), Some(MAX_WINDOW));
-    h.peer_settings(settings(SettingId::INITIAL_WINDOW_SIZE, 65_536));
-    let err = h.writer.write(&mut Batch::new(), 1 << 16).unwrap_err();
+    let err = h
+        .writer
+        .apply_peer_settings(&settings(SettingId::INITIAL_WINDOW_SIZE, 65_536))
+        .unwrap_err();
     assert_eq!(err.reason, Reason::FLOW_CONTROL_ERROR);
 }
 
@@ -222,8 +209,7 @@ fn connection_window_update_overflow_is_a_connection_error() {
     let mut h = Harness::new(Role::Server);
     h.peer_window(0, (MAX_WINDOW - 65_535) as u32);
     h.write_all();
-    h.peer_window(0, 1);
-    let err = h.writer.write(&mut Batch::new(), 1 << 16).unwrap_err();
+    let err = h.writer.apply_connection_window_update(1).unwrap_err();
     assert_eq!(err.reason, Reason::FLOW_CONTROL_ERROR);
 }
 
@@ -414,7 +400,7 @@ fn client_streams_queue_at_max_concurrent_streams_and_open_in_order() {
         reason: Reason::CANCEL,
     });
     // One open stream closes: the next waiting one opens with the next id.
-    h.put(Item::Cleanup { key: keys[0] });
+    h.writer.cleanup(keys[0]);
     let second = h.write_all();
     assert_eq!(shape(&second), vec![("HEADERS", 5), ("DATA", 5)]);
     assert!(h.take_events().contains(&Event::Opened {
@@ -480,7 +466,7 @@ fn headers_are_hpack_encoded_in_wire_order() {
     let mut headers = Vec::new();
     for key in &keys {
         headers.extend(h.write_all());
-        h.put(Item::Cleanup { key: *key });
+        h.writer.cleanup(*key);
     }
     headers.extend(h.write_all());
     assert_eq!(headers.len(), 20);
@@ -498,7 +484,7 @@ fn headers_are_hpack_encoded_in_wire_order() {
 
 #[test]
 fn header_list_over_the_peer_limit_is_refused_before_queueing() {
-    let h = Harness::new(Role::Client);
+    let mut h = Harness::new(Role::Client);
     h.peer_settings(settings(SettingId::MAX_HEADER_LIST_SIZE, 100));
     let key = h.buffer.new_stream_key();
     let mut big = fields("/svc/M");
@@ -527,9 +513,7 @@ fn peer_goaway_drops_streams_above_last_id_as_retryable_and_refuses_new_ones() {
     h.peer_settings(settings(SettingId::MAX_CONCURRENT_STREAMS, 2));
     let keys: Vec<StreamKey> = (0..3).map(|_| open(&h, false)).collect();
     h.write_all();
-    h.put(Item::PeerGoAway {
-        last_stream_id: StreamId::new(1),
-    });
+    h.writer.apply_peer_goaway(StreamId::new(1));
     h.data(keys[0], 5, true);
     let late = open(&h, true);
     let frames = h.write_all();
@@ -561,10 +545,8 @@ fn peer_goaway_drops_streams_above_last_id_as_retryable_and_refuses_new_ones() {
 #[test]
 fn our_goaway_is_sent_as_control() {
     let mut h = Harness::new(Role::Server);
-    h.put(Item::GoAway(GoAway::new(
-        StreamId::new(5),
-        Reason::NO_ERROR,
-    )));
+    h.writer
+        .queue_goaway(GoAway::new(StreamId::new(5), Reason::NO_ERROR));
     assert_eq!(shape(&h.write_all()), vec![("GOAWAY", 0)]);
 }
 
@@ -574,22 +556,19 @@ fn our_goaway_is_sent_as_control() {
 fn flood_of_transport_responses_stops_reading_until_the_writer_drains() {
     let mut h = Harness::with_limit(Role::Server, 100);
     for i in 0..99u8 {
-        h.put(Item::Ping {
-            ack: true,
-            payload: [i; 8],
-        });
+        h.writer.queue_ping_ack([i; 8]);
     }
-    assert!(h.buffer.wants_read());
-    h.put(Item::SettingsAck);
-    assert!(!h.buffer.wants_read(), "100 queued responses: stop reading");
+    assert!(h.writer.wants_read());
+    h.writer.queue_settings_ack();
+    assert!(!h.writer.wants_read(), "100 queued responses: stop reading");
     // A partial drain (small budget) keeps the throttle on.
     let frames = h.write(17 * 10);
     assert_eq!(frames.len(), 10);
-    assert!(h.buffer.wants_read(), "90 queued is under the limit again");
-    assert_eq!(h.buffer.transport_responses(), 90);
+    assert!(h.writer.wants_read(), "90 queued is under the limit again");
+    assert_eq!(h.writer.transport_responses(), 90);
     h.write_all();
-    assert!(h.buffer.wants_read());
-    assert_eq!(h.buffer.transport_responses(), 0);
+    assert!(h.writer.wants_read());
+    assert_eq!(h.writer.transport_responses(), 0);
 }
 
 #[test]
@@ -599,16 +578,14 @@ fn flood_throttle_lifts_even_when_every_window_is_exhausted() {
     h.data(key, 1 << 20, false);
     h.write_all();
     for _ in 0..10 {
-        h.put(Item::RstStream {
-            id: StreamId::new(99),
-            reason: Reason::STREAM_CLOSED,
-        });
+        h.writer
+            .queue_rst(StreamId::new(99), Reason::STREAM_CLOSED, None);
     }
-    assert!(!h.buffer.wants_read());
+    assert!(!h.writer.wants_read());
     let frames = h.write_all();
     assert_eq!(frames.len(), 10);
     assert!(
-        h.buffer.wants_read(),
+        h.writer.wants_read(),
         "responses are not stuck behind flow control"
     );
 }
@@ -616,8 +593,9 @@ fn flood_throttle_lifts_even_when_every_window_is_exhausted() {
 #[test]
 fn a_put_wakes_the_owner_only_when_it_waits() {
     let mut h = Harness::new(Role::Server);
-    h.put(Item::SettingsAck);
-    h.put(Item::SettingsAck);
+    let key = h.register(1);
+    h.data(key, 1, false);
+    h.data(key, 1, false);
     assert_eq!(
         h.wake.0.load(Ordering::SeqCst),
         0,
@@ -625,8 +603,8 @@ fn a_put_wakes_the_owner_only_when_it_waits() {
     );
     h.write_all(); // drains, then finds the buffer empty: waiting
     h.write_all();
-    h.put(Item::SettingsAck);
-    h.put(Item::SettingsAck);
+    h.data(key, 1, false);
+    h.data(key, 1, false);
     assert_eq!(
         h.wake.0.load(Ordering::SeqCst),
         1,
@@ -635,28 +613,40 @@ fn a_put_wakes_the_owner_only_when_it_waits() {
 }
 
 #[test]
+fn a_direct_command_does_not_mark_the_owner_waiting() {
+    // The connection's own commands catch up with the buffer, but the
+    // owner is at work: a put after them needs no wake-up.
+    let mut h = Harness::new(Role::Server);
+    let key = h.register(1);
+    h.buffer.consumer_busy();
+    h.writer.queue_ping_ack([0; 8]);
+    h.data(key, 1, false);
+    assert_eq!(h.wake.0.load(Ordering::SeqCst), 0);
+}
+
+#[test]
 fn after_finish_puts_are_refused_and_undelivered_items_come_back() {
     let mut h = Harness::new(Role::Server);
     let key = h.register(1);
     h.write_all();
     let quota = Arc::new(WriteQuota::new(10));
-    h.put(Item::Register {
-        key: StreamKey(3),
-        id: StreamId::new(3),
-        quota: Some(quota.clone()),
-    });
+    h.writer
+        .register_stream(StreamKey(3), StreamId::new(3), Some(quota.clone()));
     h.write_all();
     h.data(key, 100_000, true); // more than the window: stays queued
     h.write_all();
-    h.put(Item::Ping {
-        ack: false,
-        payload: [0; 8],
+    h.put(Item::Reset {
+        key: StreamKey(3),
+        reason: Reason::CANCEL,
     });
     let undelivered = h.writer.close();
-    assert!(matches!(&undelivered[..], [Item::Ping { .. }]));
+    assert!(matches!(&undelivered[..], [Item::Reset { .. }]));
     assert!(matches!(
-        h.buffer.put(Item::SettingsAck),
-        Err(PutError::Closed(Item::SettingsAck))
+        h.buffer.put(Item::Reset {
+            key,
+            reason: Reason::CANCEL
+        }),
+        Err(PutError::Closed(Item::Reset { .. }))
     ));
     let events = h.writer.events().collect::<Vec<_>>();
     assert!(events.iter().any(|e| matches!(e, Event::Dropped { key: k, cause: DropCause::Closed, bytes, .. } if *k == key && *bytes == 100_000 - 65_535)));
@@ -670,11 +660,8 @@ fn write_quota_is_replenished_as_data_is_written() {
     let mut h = Harness::new(Role::Server);
     let quota = Arc::new(WriteQuota::new(loopy::DEFAULT_WRITE_QUOTA));
     let key = StreamKey(1);
-    h.put(Item::Register {
-        key,
-        id: StreamId::new(1),
-        quota: Some(quota.clone()),
-    });
+    h.writer
+        .register_stream(key, StreamId::new(1), Some(quota.clone()));
     assert_eq!(quota.try_acquire(100_000), Ok(true));
     h.data(key, 100_000, false);
     assert_eq!(
@@ -728,17 +715,77 @@ fn data_after_end_stream_is_refused() {
 
 #[test]
 fn after_a_connection_error_the_goaway_still_goes_out() {
-    // Two overflowing updates in one drain: the first is the error; the
-    // connection then queues GOAWAY, which must be written even though the
-    // second update is still waiting to be applied.
+    // Two overflowing updates: the first is the error; the second is no
+    // longer applied, and the GOAWAY the connection then queues is written.
     let mut h = Harness::new(Role::Server);
-    h.peer_window(0, MAX_WINDOW as u32);
-    h.peer_window(0, MAX_WINDOW as u32);
-    let err = h.writer.write(&mut Batch::new(), 1 << 16).unwrap_err();
+    let err = h
+        .writer
+        .apply_connection_window_update(MAX_WINDOW as u32)
+        .unwrap_err();
     assert_eq!(err.reason, Reason::FLOW_CONTROL_ERROR);
-    h.put(Item::GoAway(GoAway::new(
-        StreamId::ZERO,
-        Reason::FLOW_CONTROL_ERROR,
-    )));
+    assert_eq!(
+        h.writer.apply_connection_window_update(MAX_WINDOW as u32),
+        Ok(())
+    );
+    h.writer
+        .queue_goaway(GoAway::new(StreamId::ZERO, Reason::FLOW_CONTROL_ERROR));
     assert_eq!(shape(&h.write_all()), vec![("GOAWAY", 0)]);
+}
+
+// --- direct commands keep the buffer's order ---------------------------------------------
+
+#[test]
+fn a_direct_command_comes_after_the_items_put_before_it() {
+    // The application put DATA, then the stream closed (cleanup): the DATA
+    // was the stream's and is reported dropped with it, not refused as
+    // DATA for an unknown stream.
+    let mut h = Harness::new(Role::Client);
+    let key = open(&h, false);
+    h.write_all();
+    h.take_events();
+    h.data(key, 10, true);
+    h.writer.cleanup(key);
+    assert!(h.write_all().is_empty());
+    assert_eq!(
+        h.take_events(),
+        vec![Event::Dropped {
+            key,
+            cause: DropCause::Cleanup,
+            opened: true,
+            bytes: 10,
+            end_stream: true
+        }]
+    );
+}
+
+#[test]
+fn control_frames_keep_their_order_with_items_put_before_them() {
+    // Items put before a RST_STREAM are applied before it: a reset the
+    // application put goes out ahead of the connection's next control
+    // frame, as one queue would have it.
+    let mut h = Harness::new(Role::Server);
+    let a = h.register(1);
+    h.register(3);
+    h.write_all();
+    h.put(Item::Reset {
+        key: a,
+        reason: Reason::CANCEL,
+    });
+    h.writer
+        .queue_rst(StreamId::new(3), Reason::STREAM_CLOSED, Some(StreamKey(3)));
+    h.writer.queue_window_update(StreamId::ZERO, 100);
+    assert_eq!(
+        shape(&h.write_all()),
+        vec![("RST", 1), ("RST", 3), ("WINDOW_UPDATE", 0)]
+    );
+}
+
+#[test]
+fn commands_after_close_are_ignored() {
+    let mut h = Harness::new(Role::Server);
+    h.writer.close();
+    h.writer.queue_ping_ack([0; 8]);
+    h.writer.queue_rst(StreamId::new(1), Reason::CANCEL, None);
+    assert!(h.write_all().is_empty());
+    assert!(h.writer.wants_read());
 }

@@ -1,45 +1,35 @@
 //! The receive path of a [`Connection`]: frames from the peer, checked
 //! against the connection and stream state (RFC 9113 §3.4, §5.1, §5.1.1,
 //! §5.1.2, §5.4, §6, §8) and the abuse limits, turned into events and
-//! outbound items.
+//! direct commands to the writer. SETTINGS are handled in `settings.rs`.
+//!
+//! Invariants: every frame is counted once, in its type's slot; a frame
+//! read after a connection error is never processed (the loop stops when
+//! [`Connection::wants_read`] turns false); a stream error resets only its
+//! stream.
 
 use std::time::Instant;
 
 use bytes::BytesMut;
 use framer::hpack::HeaderList;
-use framer::{
-    Data, Frame, FrameError, HeaderBlock, Headers, Ping, Reason, Scope, Settings, StreamId,
-};
+use framer::{Data, Frame, FrameError, HeaderBlock, Headers, Ping, Reason, Scope, StreamId};
 use std::sync::Arc;
 
-use loopy::{Item, Role, StreamKey, WriteQuota};
+use loopy::{Role, StreamKey, WriteQuota};
 
+use super::keepalive::KEEPALIVE_PING;
+use super::lifecycle::{Handshake, DRAIN_PING};
+use super::streams::{StreamRecord, StreamRef};
 use super::validate::{self, ContentLength};
-use super::{
-    AbuseLimit, ConnEvent, ConnViolation, Connection, Drain, Phase, Side, StreamRecord,
-    StreamState, Timer, DRAIN_PING, IDLE_PING_INTERVAL, KEEPALIVE_PING, MAX_PING_STRIKES,
-};
-
-/// Where a frame's stream id stands for us.
-enum StreamRef {
-    /// A stored stream (open or half-closed).
-    Known,
-    /// Never used: a peer id above the highest seen, or one of ours not
-    /// yet opened (§5.1 idle).
-    Idle,
-    /// Used and gone (§5.1 closed).
-    Closed,
-}
+use super::{AbuseLimit, ConnEvent, ConnViolation, Connection, Side, StreamState, Timer};
 
 impl Connection {
     pub(super) fn read_frames(&mut self, buf: &mut BytesMut, now: Instant) {
-        if self.phase == Phase::Preface {
+        if self.lifecycle.handshake() == Some(Handshake::Preface) {
             match framer::read_preface(buf) {
                 Ok(true) => {
-                    self.phase = Phase::FirstSettings;
-                    // Our SETTINGS must now be acknowledged in time.
-                    let at = now + self.config.settings_timeout;
-                    self.timers.set(Timer::SettingsAck, at);
+                    self.lifecycle.preface_received();
+                    self.start_settings_clock(now);
                 }
                 Ok(false) => return,
                 Err(err) => return self.frame_error(err, now),
@@ -59,7 +49,7 @@ impl Connection {
                 Err(err) => self.frame_error(err, now),
             }
         }
-        if !self.buffer.wants_read() {
+        if !self.writer.wants_read() {
             self.stats.read_throttles += 1;
         }
     }
@@ -71,10 +61,10 @@ impl Connection {
                 reason: err.reason,
             }),
             Scope::Stream(id) => {
-                if self.is_peer_stream(id) && id > self.max_peer_stream {
+                if self.streams.is_peer_stream(id) && id > self.streams.max_peer() {
                     // A refused new stream (e.g. its header list was too
                     // large) still uses up its id (§5.1.1).
-                    self.max_peer_stream = id;
+                    self.streams.peer_used(id);
                     self.stats.streams_refused += 1;
                 }
                 self.reset_stream(id, err.reason, now);
@@ -87,12 +77,12 @@ impl Connection {
         if let Some(count) = self.stats.frames_in.get_mut(kind) {
             *count += 1;
         }
-        if self.phase == Phase::FirstSettings {
+        if self.lifecycle.handshake() == Some(Handshake::FirstSettings) {
             // §3.4: the peer's preface ends with a SETTINGS frame.
             if !matches!(&frame, Frame::Settings(s) if !s.ack) {
                 return self.fail(ConnViolation::FirstFrameNotSettings);
             }
-            self.phase = Phase::Open;
+            self.lifecycle.first_settings_received();
             self.timers.stop(Timer::Preface);
         }
         match frame {
@@ -120,21 +110,7 @@ impl Connection {
     }
 
     fn stream_ref(&self, id: StreamId) -> StreamRef {
-        if self.streams.contains_key(&id) {
-            return StreamRef::Known;
-        }
-        if self.is_peer_stream(id) {
-            if id > self.max_peer_stream {
-                StreamRef::Idle
-            } else {
-                StreamRef::Closed
-            }
-        } else if id.value() >= self.writer.next_stream_id() || self.role == Role::Server {
-            // Ours and never opened (a server opens none: push is off).
-            StreamRef::Idle
-        } else {
-            StreamRef::Closed
-        }
+        self.streams.stream_ref(id, self.writer.next_stream_id())
     }
 
     /// Frames other than HEADERS/PRIORITY on an idle stream (§5.1).
@@ -147,7 +123,7 @@ impl Connection {
     /// DATA on a stream we reset is flow-controlled bytes the peer sent
     /// before our RST_STREAM arrived: free (empty DATA is counted apart).
     fn closed_stream_frame(&mut self, id: StreamId, now: Instant) {
-        if !self.recent_resets.contains(id) {
+        if !self.streams.was_reset(id) {
             self.reset_stream(id, Reason::STREAM_CLOSED, now);
         }
     }
@@ -160,10 +136,10 @@ impl Connection {
     /// or a new stream whose id went backwards (§5.1.1: a connection error
     /// PROTOCOL_ERROR).
     fn closed_stream_headers(&mut self, id: StreamId, now: Instant) {
-        if self.recent_resets.contains(id) {
+        if self.streams.was_reset(id) {
             return self.late_frame(id, now);
         }
-        if self.recent_closed.contains(id) {
+        if self.streams.closed_recently(id) {
             return self.fail(ConnViolation::HeadersOnClosedStream { id });
         }
         self.fail(ConnViolation::StreamIdWentBackwards { id });
@@ -176,23 +152,26 @@ impl Connection {
         match self.inbound.on_data(flow_len) {
             Ok(actions) => {
                 for action in actions {
-                    self.inbound_action(action);
+                    self.inbound_action(action, now);
                 }
             }
             Err(err) => return self.fail(ConnViolation::ConnectionWindowExceeded(err)),
         }
         if data.payload.is_empty()
             && !data.end_stream
-            && self.empty_frames.hit(self.config.limits.empty_frames, now)
+            && self
+                .abuse
+                .empty_frames
+                .hit(self.config.limits.empty_frames, now)
         {
-            return self.abuse(AbuseLimit::EmptyFrames);
+            return self.breach(AbuseLimit::EmptyFrames);
         }
         match self.stream_ref(id) {
             StreamRef::Idle => return self.idle_stream_error("DATA", id),
             StreamRef::Closed => return self.closed_stream_frame(id, now),
             StreamRef::Known => {}
         }
-        let Some(record) = self.streams.get_mut(&id) else {
+        let Some(record) = self.streams.get_mut(id) else {
             return;
         };
         if !record.state.peer_may_send() || (self.role == Role::Client && !record.response_seen) {
@@ -214,12 +193,12 @@ impl Connection {
             Err(_) => return self.reset_stream(id, Reason::FLOW_CONTROL_ERROR, now),
         };
         if let Some(increment) = increment {
-            self.put(Item::WindowUpdate { id, increment });
+            self.writer.queue_window_update(id, increment);
         }
         if !length_ok {
             return self.reset_stream(id, Reason::PROTOCOL_ERROR, now); // §8.1.1
         }
-        self.buffered_bytes += data.payload.len();
+        self.streams.delivered(data.payload.len());
         let end_stream = data.end_stream;
         self.events.push_back(ConnEvent::Data {
             key,
@@ -253,21 +232,18 @@ impl Connection {
 
     /// Server: a new stream.
     fn on_request(&mut self, id: StreamId, fields: HeaderList, end_stream: bool, now: Instant) {
-        self.max_peer_stream = id;
-        if self.goaway_sent.is_some_and(|last| id > last) {
+        self.streams.peer_used(id);
+        if self.lifecycle.is_past_our_goaway(id) {
             // §6.8: streams opened after our GOAWAY are ignored, and so are
             // their later frames.
-            self.remember_reset(id);
+            self.streams.remember_reset(id);
             return self.waste(now);
         }
-        if self.peer_streams >= self.config.max_concurrent_streams {
+        if self.streams.peer_open() >= self.config.max_concurrent_streams {
             // §5.1.2: REFUSED_STREAM, which tells the client it may retry.
             self.stats.streams_refused += 1;
-            self.remember_reset(id);
-            self.put(Item::RstStream {
-                id,
-                reason: Reason::REFUSED_STREAM,
-            });
+            self.streams.remember_reset(id);
+            self.writer.queue_rst(id, Reason::REFUSED_STREAM, None);
             return self.waste(now);
         }
         let head = match validate::validate_request(fields) {
@@ -284,6 +260,12 @@ impl Connection {
         } else {
             StreamState::Open
         };
+        let mut quota =
+            WriteQuota::new(loopy::DEFAULT_WRITE_QUOTA).with_budget(self.send_budget.clone());
+        if let Some(shared) = &self.config.shared_send_budget {
+            quota = quota.with_budget(shared.clone());
+        }
+        let quota = Arc::new(quota);
         let record = StreamRecord {
             key,
             state,
@@ -291,28 +273,14 @@ impl Connection {
             content_length,
             response_seen: true,
             opened_at: now,
-            quota: None,
+            quota: Some(quota.clone()),
         };
-        self.streams.insert(id, record);
-        self.peer_streams += 1;
+        self.streams.insert_peer(id, record);
         self.stats.streams_opened += 1;
         self.timers.stop(Timer::Idle);
         // Registered before the application hears of it, so its response
         // items queue behind the registration.
-        let mut quota =
-            WriteQuota::new(loopy::DEFAULT_WRITE_QUOTA).with_budget(self.send_budget.clone());
-        if let Some(shared) = &self.config.shared_send_budget {
-            quota = quota.with_budget(shared.clone());
-        }
-        let quota = Arc::new(quota);
-        self.put(Item::Register {
-            key,
-            id,
-            quota: Some(quota.clone()),
-        });
-        if let Some(record) = self.streams.get_mut(&id) {
-            record.quota = Some(quota);
-        }
+        self.writer.register_stream(key, id, Some(quota));
         self.events.push_back(ConnEvent::Request {
             id,
             head,
@@ -323,14 +291,11 @@ impl Connection {
     /// A malformed request (§8.1.1): RST_STREAM PROTOCOL_ERROR, the peer's
     /// fault.
     fn refuse_malformed(&mut self, id: StreamId, now: Instant) {
-        self.remember_reset(id);
+        self.streams.remember_reset(id);
         self.stats.streams_reset_local += 1;
         self.peer_fault_reset(now);
-        if self.closing.is_none() {
-            self.put(Item::RstStream {
-                id,
-                reason: Reason::PROTOCOL_ERROR,
-            });
+        if !self.lifecycle.is_closed() {
+            self.writer.queue_rst(id, Reason::PROTOCOL_ERROR, None);
         }
     }
 
@@ -342,7 +307,7 @@ impl Connection {
         end_stream: bool,
         now: Instant,
     ) {
-        let Some(record) = self.streams.get_mut(&id) else {
+        let Some(record) = self.streams.get_mut(id) else {
             return;
         };
         if !record.state.peer_may_send() {
@@ -395,7 +360,7 @@ impl Connection {
             StreamRef::Closed => return self.late_frame(id, now),
             StreamRef::Known => {}
         }
-        let Some(record) = self.streams.get(&id) else {
+        let Some(record) = self.streams.get(id) else {
             return;
         };
         let key = record.key;
@@ -407,7 +372,7 @@ impl Connection {
             && now.saturating_duration_since(record.opened_at) < self.config.limits.rapid_reset_age;
         self.stats.streams_reset_remote += 1;
         self.remove_stream(id, now);
-        self.put(Item::Cleanup { key });
+        self.writer.cleanup(key);
         self.events.push_back(ConnEvent::Reset {
             key,
             reason,
@@ -418,66 +383,17 @@ impl Connection {
         }
     }
 
-    fn on_settings(&mut self, settings: Settings, now: Instant) {
-        if settings.ack {
-            if let Some(ours) = self.settings_pending.pop_front() {
-                self.apply_local_settings(&ours);
-            }
-            if self.settings_pending.is_empty() {
-                self.timers.stop(Timer::SettingsAck);
-            } else {
-                self.timers
-                    .set(Timer::SettingsAck, now + self.config.settings_timeout);
-            }
-            return;
-        }
-        if self.settings_count.hit(self.config.limits.settings, now) {
-            return self.abuse(AbuseLimit::Settings);
-        }
-        if self.role == Role::Client && settings.enable_push() == Some(true) {
-            // §6.5.2: a server must not enable push.
-            return self.fail(ConnViolation::ServerEnabledPush);
-        }
-        // Applied by the writer before it writes the ack (§6.5.3 order).
-        self.put(Item::PeerSettings(settings));
-        self.put(Item::SettingsAck);
-    }
-
-    /// Our SETTINGS were acknowledged: the new limits bind now.
-    fn apply_local_settings(&mut self, settings: &Settings) {
-        if let Some(size) = settings.max_frame_size() {
-            self.decoder.set_max_frame_size(size);
-        }
-        if let Some(size) = settings.header_table_size() {
-            self.decoder.set_header_table_size(size);
-        }
-        if let Some(size) = settings.max_header_list_size() {
-            self.decoder.set_max_header_list_size(size);
-        }
-        if settings.initial_window_size().is_some() {
-            for record in self.streams.values_mut() {
-                record.recv.on_settings_acked();
-            }
-        }
-    }
-
     fn on_ping(&mut self, ping: Ping, now: Instant) {
         if ping.ack {
             if ping.payload == KEEPALIVE_PING {
-                self.keepalive_outstanding = false;
-                self.timers.stop(Timer::KeepaliveTimeout);
-            } else if ping.payload == DRAIN_PING && self.drain == Drain::FirstSent {
-                // The client has seen the first GOAWAY: announce the real
-                // last stream.
-                self.drain = Drain::FinalSent;
-                let last = self.max_peer_stream;
-                self.send_goaway(last, Reason::NO_ERROR, b"");
-                self.maybe_done();
+                self.keepalive_answered();
+            } else if ping.payload == DRAIN_PING && self.lifecycle.awaiting_drain_ack() {
+                self.drain_ping_answered();
             } else {
-                let streams = self.streams.values_mut().map(|r| &mut r.recv);
+                let streams = self.streams.recv_windows();
                 let actions = self.inbound.on_ping_ack(ping.payload, now, streams);
                 for action in actions {
-                    self.inbound_action(action);
+                    self.inbound_action(action, now);
                 }
             }
             // Our own pings (keepalive, drain, BDP) are not the application's.
@@ -490,54 +406,24 @@ impl Connection {
             return;
         }
         self.stats.pings_in += 1;
-        let answers_our_data = std::mem::take(&mut self.sent_since_ping);
-        if !answers_our_data && self.pings.hit(self.config.limits.pings, now) {
-            return self.abuse(AbuseLimit::Pings);
+        let answers_our_data = self.keepalive.ping_answers_our_data();
+        if !answers_our_data && self.abuse.pings.hit(self.config.limits.pings, now) {
+            return self.breach(AbuseLimit::Pings);
         }
         if self.role == Role::Server && self.ping_strike(now) {
             self.stats.ping_strikes += 1;
             return self.fail(ConnViolation::TooManyPings);
         }
-        self.put(Item::Ping {
-            ack: true,
-            payload: ping.payload,
-        });
-    }
-
-    /// grpc-go's keepalive enforcement; true when the client is out.
-    fn ping_strike(&mut self, now: Instant) -> bool {
-        let policy = self.config.enforcement;
-        let last = self.last_ping_at.replace(now);
-        if std::mem::take(&mut self.reset_ping_strikes) {
-            self.ping_strikes = 0;
-            return false;
-        }
-        let min = if self.streams.is_empty() && !policy.permit_without_stream {
-            IDLE_PING_INTERVAL
-        } else {
-            policy.min_time
-        };
-        if last.is_some_and(|at| now.saturating_duration_since(at) < min) {
-            self.ping_strikes += 1;
-        }
-        self.ping_strikes > MAX_PING_STRIKES
+        self.writer.queue_ping_ack(ping.payload);
     }
 
     fn on_goaway(&mut self, goaway: framer::GoAway, now: Instant) {
         let last = goaway.last_stream_id;
-        self.goaway_received = Some(self.goaway_received.map_or(last, |prev| prev.min(last)));
+        self.lifecycle.peer_goaway(last);
         if self.role == Role::Client {
-            self.put(Item::PeerGoAway {
-                last_stream_id: last,
-            });
+            self.writer.apply_peer_goaway(last);
             // Streams the server never processed fail as retryable.
-            let above: Vec<(StreamId, StreamKey)> = self
-                .streams
-                .iter()
-                .filter(|(id, _)| **id > last)
-                .map(|(id, r)| (*id, r.key))
-                .collect();
-            for (id, key) in above {
+            for (id, key) in self.streams.above(last) {
                 self.remove_stream(id, now);
                 self.events.push_back(ConnEvent::Dropped {
                     key,
@@ -563,14 +449,21 @@ impl Connection {
     }
 
     fn on_window_update(&mut self, id: StreamId, increment: u32, now: Instant) {
-        if !id.is_zero() {
-            match self.stream_ref(id) {
-                StreamRef::Idle => return self.idle_stream_error("WINDOW_UPDATE", id),
-                // §6.9: may arrive after END_STREAM.
-                StreamRef::Closed => return self.late_frame(id, now),
-                StreamRef::Known => {}
+        if id.is_zero() {
+            if let Err(err) = self.writer.apply_connection_window_update(increment) {
+                self.fail(ConnViolation::SendWindowOverflow(err.detail));
             }
+            return;
         }
-        self.put(Item::PeerWindowUpdate { id, increment });
+        match self.stream_ref(id) {
+            StreamRef::Idle => return self.idle_stream_error("WINDOW_UPDATE", id),
+            // §6.9: may arrive after END_STREAM.
+            StreamRef::Closed => return self.late_frame(id, now),
+            StreamRef::Known => {}
+        }
+        if let Some(record) = self.streams.get(id) {
+            self.writer
+                .apply_stream_window_update(record.key, increment);
+        }
     }
 }

@@ -79,30 +79,3 @@ impl TimerTable {
         })
     }
 }
-
-/// Counts events in a fixed window (for the abuse limits).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct WindowCounter {
-    start: Option<Instant>,
-    count: u32,
-}
-
-impl WindowCounter {
-    /// Counts one event at `now`; true if the limit is now exceeded.
-    pub(crate) fn hit(&mut self, limit: crate::conn::RateLimit, now: Instant) -> bool {
-        match self.start {
-            Some(start) if now.saturating_duration_since(start) < limit.window => {}
-            _ => {
-                self.start = Some(now);
-                self.count = 0;
-            }
-        }
-        self.count = self.count.saturating_add(1);
-        self.count > limit.max
-    }
-
-    /// Takes one event back (something good happened that offsets it).
-    pub(crate) fn forgive(&mut self) {
-        self.count = self.count.saturating_sub(1);
-    }
-}

@@ -336,7 +336,7 @@ impl HttpSession {
                 for item in response_items(key, Response::new(413, "request body too large\n")) {
                     let _ = conn.buffer().put(item);
                 }
-                conn.reset_after_response(key, Reason::NO_ERROR);
+                conn.reset_after_response(key, Reason::NO_ERROR, Instant::now());
                 return;
             }
         }

@@ -419,7 +419,7 @@ impl Core {
         let _ = registry.deregister(&mut self.socket);
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
         self.conn.handle_transport_closed("closed".into());
-        self.conn.abandon();
+        self.conn.abandon(Instant::now());
         self.deliver();
         self.session = None;
     }

@@ -344,7 +344,7 @@ impl crate::deadline::Expire for CallShared {
         if self.finish(None, Status::deadline_exceeded("deadline exceeded")) {
             let key = self.key;
             self.handle
-                .with(|conn| conn.reset_after_response(key, Reason::NO_ERROR));
+                .with(|conn| conn.reset_after_response(key, Reason::NO_ERROR, Instant::now()));
         }
     }
 }

@@ -136,7 +136,7 @@ impl GrpcSession {
         let _ = conn.buffer().put(trailers_only(key, http_status, &status));
         if !end_stream {
             // The request body is not wanted (RFC 9113 §8.1).
-            conn.reset_after_response(key, Reason::NO_ERROR);
+            conn.reset_after_response(key, Reason::NO_ERROR, Instant::now());
         }
     }
 
@@ -149,7 +149,7 @@ impl GrpcSession {
     ) {
         let key = StreamKey::from(id);
         if &head.method[..] != b"POST" {
-            conn.reset(key, Reason::PROTOCOL_ERROR);
+            conn.reset(key, Reason::PROTOCOL_ERROR, Instant::now());
             return;
         }
         let content_type = header(&head, "content-type").cloned().unwrap_or_default();
@@ -387,7 +387,7 @@ impl GrpcSession {
         }
         // NO_ERROR (RFC 9113 §8.1, as grpc-go): the status in the trailers
         // stands; the reset only stops the rest of the request.
-        conn.reset_after_response(key, Reason::NO_ERROR);
+        conn.reset_after_response(key, Reason::NO_ERROR, Instant::now());
     }
 
     fn dispatch_unary(

@@ -222,7 +222,7 @@ impl Harness {
 
     fn close(&mut self) {
         self.conn.handle_transport_closed("fuzz input ended".into());
-        let _ = self.conn.abandon();
+        let _ = self.conn.abandon(self.now);
         self.drain_events();
         assert!(self.conn.is_finished());
         assert!(!self.conn.wants_read());

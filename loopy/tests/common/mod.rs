@@ -43,8 +43,8 @@ impl Harness {
 
     pub fn with_limit(role: Role, flood_limit: usize) -> Harness {
         let wake = Arc::new(CountingWake::default());
-        let buffer = Arc::new(ControlBuffer::with_limit(wake.clone(), flood_limit));
-        let writer = Writer::new(role, buffer.clone());
+        let buffer = Arc::new(ControlBuffer::new(wake.clone()));
+        let writer = Writer::new(role, buffer.clone()).with_response_limit(flood_limit);
         let decoder = Decoder::new(DecoderConfig {
             max_frame_size: framer::MAX_MAX_FRAME_SIZE,
             max_header_list_size: u32::MAX,
@@ -66,7 +66,7 @@ impl Harness {
     /// One write with `budget`; returns the frames it produced.
     pub fn write(&mut self, budget: usize) -> Vec<Frame> {
         let mut batch = Batch::new();
-        self.writer.write(&mut batch, budget).unwrap();
+        self.writer.write(&mut batch, budget);
         self.events.extend(self.writer.events());
         self.parse(batch)
     }
@@ -76,7 +76,7 @@ impl Harness {
         let mut frames = Vec::new();
         loop {
             let mut batch = Batch::new();
-            let written = self.writer.write(&mut batch, 64 * 1024).unwrap();
+            let written = self.writer.write(&mut batch, 64 * 1024);
             self.events.extend(self.writer.events());
             frames.extend(self.parse(batch));
             if written.drained {
@@ -99,14 +99,10 @@ impl Harness {
         std::mem::take(&mut self.events)
     }
 
-    /// Server: register stream `id` and queue response headers.
-    pub fn register(&self, id: u32) -> StreamKey {
+    /// Server: registers stream `id` (its key is `StreamKey::from(id)`).
+    pub fn register(&mut self, id: u32) -> StreamKey {
         let key = StreamKey(u64::from(id));
-        self.put(Item::Register {
-            key,
-            id: StreamId::new(id),
-            quota: None,
-        });
+        self.writer.register_stream(key, StreamId::new(id), None);
         key
     }
 
@@ -118,15 +114,22 @@ impl Harness {
         });
     }
 
-    pub fn peer_settings(&self, settings: Settings) {
-        self.put(Item::PeerSettings(settings));
+    /// Applies the peer's SETTINGS (which must not overflow a window).
+    pub fn peer_settings(&mut self, settings: Settings) {
+        self.writer.apply_peer_settings(&settings).unwrap();
     }
 
-    pub fn peer_window(&self, id: u32, increment: u32) {
-        self.put(Item::PeerWindowUpdate {
-            id: StreamId::new(id),
-            increment,
-        });
+    /// Applies the peer's WINDOW_UPDATE on the connection (`id` 0) or on
+    /// the server stream `id` (key `StreamKey::from(id)`).
+    pub fn peer_window(&mut self, id: u32, increment: u32) {
+        if id == 0 {
+            self.writer
+                .apply_connection_window_update(increment)
+                .unwrap();
+        } else {
+            self.writer
+                .apply_stream_window_update(StreamKey(u64::from(id)), increment);
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use framer::{Frame, SettingId, Settings, StreamId};
-use loopy::{Batch, Event, Item, Role, StreamKey};
+use loopy::{Batch, ConnectionError, Event, Item, Role, StreamKey};
 
 use super::Harness;
 
@@ -153,12 +153,15 @@ impl Model {
                 let increment = increment % (1 << 17) + 1;
                 if connection {
                     self.conn_window += i64::from(increment);
-                    self.h.peer_window(0, increment);
-                } else if let Some(id) = self.key(stream).and_then(|k| self.streams[&k].id) {
-                    if let Some(w) = self.stream_windows.get_mut(&id) {
-                        *w += i64::from(increment);
+                    let result = self.h.writer.apply_connection_window_update(increment);
+                    self.check(result);
+                } else if let Some(key) = self.key(stream) {
+                    if let Some(id) = self.streams[&key].id {
+                        if let Some(w) = self.stream_windows.get_mut(&id) {
+                            *w += i64::from(increment);
+                        }
+                        self.h.writer.apply_stream_window_update(key, increment);
                     }
-                    self.h.peer_window(id, increment);
                 }
             }
             Op::InitialWindow(value) => {
@@ -168,21 +171,20 @@ impl Model {
                 for w in self.stream_windows.values_mut() {
                     *w += delta;
                 }
-                self.h.peer_settings(
+                self.peer_settings(
                     Settings::new().with(SettingId::INITIAL_WINDOW_SIZE, value as u32),
                 );
             }
             Op::MaxConcurrent(n) => {
                 self.max_concurrent = u32::from(n % 8);
-                self.h.peer_settings(
+                self.peer_settings(
                     Settings::new().with(SettingId::MAX_CONCURRENT_STREAMS, self.max_concurrent),
                 );
             }
             Op::MaxFrameSize(size) => {
                 let size = 16_384 + size % (1 << 16);
                 self.max_frame = size;
-                self.h
-                    .peer_settings(Settings::new().with(SettingId::MAX_FRAME_SIZE, size));
+                self.peer_settings(Settings::new().with(SettingId::MAX_FRAME_SIZE, size));
             }
             Op::Reset { stream } => {
                 let Some(key) = self.key(stream) else { return };
@@ -195,7 +197,7 @@ impl Model {
             Op::Cleanup { stream } => {
                 let Some(key) = self.key(stream) else { return };
                 self.close(key);
-                self.h.put(Item::Cleanup { key });
+                self.h.writer.cleanup(key);
             }
             Op::GoAway { last } => {
                 let last = u32::from(last);
@@ -210,11 +212,23 @@ impl Model {
                         model.gone = true;
                     }
                 }
-                self.h.put(Item::PeerGoAway {
-                    last_stream_id: StreamId::new(last),
-                });
+                self.h.writer.apply_peer_goaway(StreamId::new(last));
             }
             Op::Write { budget } => self.write(usize::from(budget)),
+        }
+    }
+
+    /// The peer's SETTINGS, applied at once (as the connection does).
+    fn peer_settings(&mut self, settings: Settings) {
+        let result = self.h.writer.apply_peer_settings(&settings);
+        self.check(result);
+    }
+
+    /// A connection error (a window overflowed): the connection ends;
+    /// nothing further to check.
+    fn check(&mut self, result: Result<(), ConnectionError>) {
+        if result.is_err() {
+            self.failed = true;
         }
     }
 
@@ -231,12 +245,7 @@ impl Model {
             return;
         }
         let mut batch = Batch::new();
-        if self.h.writer.write(&mut batch, budget).is_err() {
-            // A connection error (a window overflowed): the connection
-            // ends; nothing further to check.
-            self.failed = true;
-            return;
-        }
+        self.h.writer.write(&mut batch, budget);
         for event in self.h.writer.events() {
             // A refused item (`Invalid`) is one the model did not count.
             if let Event::Dropped { key, cause, .. } = event {
@@ -330,21 +339,25 @@ impl Model {
             });
         }
         self.max_concurrent = 255;
-        self.h
-            .peer_settings(Settings::new().with(SettingId::MAX_CONCURRENT_STREAMS, 1000));
+        self.peer_settings(Settings::new().with(SettingId::MAX_CONCURRENT_STREAMS, 1000));
         for _ in 0..1000 {
+            if self.failed {
+                return;
+            }
             // Grow stream windows as streams open.
             let ids: Vec<(u32, i64)> = self.stream_windows.iter().map(|(k, v)| (*k, *v)).collect();
             for (id, w) in ids {
                 if w < (1 << 24) {
                     let inc = (1 << 24) as u32;
                     *self.stream_windows.get_mut(&id).unwrap() += i64::from(inc);
-                    self.h.peer_window(id, inc);
+                    let key = self.by_id[&id];
+                    self.h.writer.apply_stream_window_update(key, inc);
                 }
             }
             if self.conn_window < (1 << 24) {
                 self.conn_window += 1 << 24;
-                self.h.peer_window(0, 1 << 24);
+                let result = self.h.writer.apply_connection_window_update(1 << 24);
+                self.check(result);
             }
             let before = self.h.writer.stats().bytes;
             self.write(1 << 20);
