@@ -216,3 +216,30 @@ fn drain_until_goaway(peer: &mut Peer) -> Option<framer::GoAway> {
         }
     }
 }
+
+#[test]
+fn a_client_that_respects_the_limit_is_never_refused() {
+    // The slot is freed before the call's last frame goes out, so a client
+    // that opens its next stream as soon as it sees one end (what
+    // MAX_CONCURRENT_STREAMS = 1 allows) always finds it free.
+    let server = start(1);
+    let channel = Channel::new(
+        &format!("ipv4:{}", server.handle.local_addr()),
+        ChannelOptions::default(),
+    )
+    .unwrap();
+    for _ in 0..500 {
+        channel
+            .unary_raw(
+                "/test.S/Echo",
+                Bytes::from_static(b"hi"),
+                CallOptions::default().timeout(Duration::from_secs(5)),
+            )
+            .unwrap();
+    }
+    let stats = channel.transport_stats();
+    assert_eq!(
+        stats.streams_reset_remote, 0,
+        "the server refused streams: {stats:?}"
+    );
+}

@@ -441,11 +441,14 @@ impl HttpSession {
         let handle = self.handle.clone();
         let job: Job = Box::new(move || {
             // Held until the handler returns, whoever resets the stream.
-            let _slot = slot;
+            let slot = slot;
             if cancelled.load(Ordering::Acquire) {
                 return; // reset before it started (the cost rapid reset aims at)
             }
             let response = handler.handle(request);
+            // Freed before the response goes out: a client that sees the
+            // stream end may open the next one at once.
+            drop(slot);
             if !cancelled.load(Ordering::Acquire) {
                 let _ = handle.send(response_items(key, response));
             }

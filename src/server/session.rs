@@ -400,8 +400,10 @@ impl GrpcSession {
     ) {
         let server = self.server.clone();
         let job = move || {
-            // Held until the handler returns, whoever resets the stream.
-            let _slot = slot;
+            // Held until the handler returns, whoever resets the stream,
+            // and freed just before the call's last frame goes out: a
+            // client that sees the stream end may open the next one.
+            let mut slot = slot;
             if ctx.is_cancelled() {
                 return;
             }
@@ -409,6 +411,7 @@ impl GrpcSession {
             match handler {
                 Handler::Unary(f) => {
                     let result = server.intercept_unary(&ctx, message, &*f);
+                    drop(slot.take());
                     match result {
                         Ok(response) => call.finish(Some(&response), Status::ok()),
                         Err(status) => call.finish(None, error_status(status)),
@@ -424,6 +427,7 @@ impl GrpcSession {
                         )
                     });
                     drop(sink);
+                    drop(slot.take());
                     finish_stream(&call, result);
                 }
                 _ => {}
@@ -447,8 +451,9 @@ impl GrpcSession {
         let server = self.server.clone();
         let requests = parking_lot::Mutex::new(Some(requests));
         let job = move || {
-            // Held until the handler returns, whoever resets the stream.
-            let _slot = slot;
+            // Held until the handler returns, whoever resets the stream,
+            // and freed just before the call's last frame goes out.
+            let mut slot = slot;
             if ctx.is_cancelled() {
                 return;
             }
@@ -464,6 +469,7 @@ impl GrpcSession {
                 match &handler {
                     Handler::ClientStreaming(f) => {
                         let response = f(&ctx, requests)?;
+                        drop(slot.take());
                         call.finish(Some(&response), Status::ok());
                         Ok(())
                     }
@@ -471,6 +477,7 @@ impl GrpcSession {
                     _ => Err(Status::internal("not a streaming handler")),
                 }
             });
+            drop(slot.take());
             finish_stream(&call, result);
         };
         self.server.submit(Box::new(job));
