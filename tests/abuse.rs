@@ -317,7 +317,7 @@ impl Drop for UnreadServer {
 
 /// DATA payload octets received (frame headers taken out).
 fn data_payload_in(stats: &ConnStats) -> u64 {
-    stats.bytes_in_by_type[0] - 9 * stats.frames_in[0]
+    stats.bytes_in_by_type.data - 9 * stats.frames_in.data
 }
 
 /// Writes `prologue`, then `total` bytes of `chunk` repeated, to `socket`

@@ -207,7 +207,7 @@ fn a_ping_pong_driven_from_the_message_callback_runs_to_a_clean_end() {
 
 /// DATA payload octets received (frame headers taken out).
 fn data_payload_in(stats: &mio_grpc::conn::ConnStats) -> u64 {
-    stats.bytes_in_by_type[0] - 9 * stats.frames_in[0]
+    stats.bytes_in_by_type.data - 9 * stats.frames_in.data
 }
 
 #[test]

@@ -70,7 +70,7 @@ pub use event::{CloseReason, ConnEvent};
 pub use loopy::SendBudget;
 pub(crate) use slots::{HandlerSlots, Slot};
 pub use state::{Side, StreamState};
-pub use stats::ConnStats;
+pub use stats::{ConnStats, FrameCounts};
 pub use timer::Timer;
 pub use violation::{AbuseLimit, ConnViolation};
 
@@ -220,19 +220,10 @@ impl Connection {
     pub fn stats(&self) -> ConnStats {
         let mut stats = self.stats;
         let w = self.writer.stats();
-        for (out, n) in stats.frames_out.iter_mut().zip(w.frames_by_type.iter()) {
-            *out = *n;
-        }
-        for (out, n) in stats
-            .bytes_out_by_type
-            .iter_mut()
-            .zip(w.bytes_by_type.iter())
-        {
-            *out = *n;
-        }
-        if let Some(settings) = stats.frames_out.get_mut(4) {
-            *settings += u64::from(self.stats.initial_settings_sent);
-        }
+        stats.frames_out = FrameCounts::from_array(&w.frames_by_type);
+        stats.bytes_out_by_type = FrameCounts::from_array(&w.bytes_by_type);
+        // Our first SETTINGS goes out with the preface, past the writer.
+        stats.frames_out.settings += u64::from(self.stats.initial_settings_sent);
         stats.bytes_out = w.bytes;
         stats.queued_bytes = self.send_budget.used() as u64;
         stats.queued_bytes_peak = self.send_budget.peak() as u64;

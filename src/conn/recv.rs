@@ -39,10 +39,10 @@ impl Connection {
             let before = buf.len();
             match self.decoder.decode(buf) {
                 Ok(Some(frame)) => {
-                    let kind = usize::from(frame.kind().to_u8()).min(10);
-                    if let Some(bytes) = self.stats.bytes_in_by_type.get_mut(kind) {
-                        *bytes += (before - buf.len()) as u64;
-                    }
+                    *self
+                        .stats
+                        .bytes_in_by_type
+                        .by_type_mut(frame.kind().to_u8()) += (before - buf.len()) as u64;
                     self.on_frame(frame, now)
                 }
                 Ok(None) => return,
@@ -73,10 +73,7 @@ impl Connection {
     }
 
     fn on_frame(&mut self, frame: Frame, now: Instant) {
-        let kind = usize::from(frame.kind().to_u8()).min(10);
-        if let Some(count) = self.stats.frames_in.get_mut(kind) {
-            *count += 1;
-        }
+        *self.stats.frames_in.by_type_mut(frame.kind().to_u8()) += 1;
         if self.lifecycle.handshake() == Some(Handshake::FirstSettings) {
             // §3.4: the peer's preface ends with a SETTINGS frame.
             if !matches!(&frame, Frame::Settings(s) if !s.ack) {

@@ -1,20 +1,124 @@
-//! `ConnStats`: the counters a benchmarker wants from one connection.
+//! `ConnStats`: the counters a benchmarker wants from one connection, and
+//! `FrameCounts`, a count per HTTP/2 frame type by name.
 
-/// Counters of one connection. Frame counts are indexed by the frame type
-/// octet (0 DATA … 9 CONTINUATION; 10 counts every unknown type).
+/// A count per frame type (RFC 9113 §6), by name.
+///
+/// ```
+/// use mio_grpc::conn::FrameCounts;
+/// let mut counts = FrameCounts::default();
+/// *counts.by_type_mut(0x3) += 2; // RST_STREAM
+/// *counts.by_type_mut(0xfa) += 1; // an unknown type
+/// assert_eq!((counts.rst_stream, counts.unknown, counts.total()), (2, 1, 3));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameCounts {
+    /// DATA (0x0).
+    pub data: u64,
+    /// HEADERS (0x1).
+    pub headers: u64,
+    /// PRIORITY (0x2).
+    pub priority: u64,
+    /// RST_STREAM (0x3).
+    pub rst_stream: u64,
+    /// SETTINGS (0x4).
+    pub settings: u64,
+    /// PUSH_PROMISE (0x5).
+    pub push_promise: u64,
+    /// PING (0x6).
+    pub ping: u64,
+    /// GOAWAY (0x7).
+    pub goaway: u64,
+    /// WINDOW_UPDATE (0x8).
+    pub window_update: u64,
+    /// CONTINUATION (0x9).
+    pub continuation: u64,
+    /// Every type RFC 9113 does not define.
+    pub unknown: u64,
+}
+
+impl FrameCounts {
+    /// The count for the frame type octet `kind`.
+    pub fn by_type_mut(&mut self, kind: u8) -> &mut u64 {
+        match kind {
+            0x0 => &mut self.data,
+            0x1 => &mut self.headers,
+            0x2 => &mut self.priority,
+            0x3 => &mut self.rst_stream,
+            0x4 => &mut self.settings,
+            0x5 => &mut self.push_promise,
+            0x6 => &mut self.ping,
+            0x7 => &mut self.goaway,
+            0x8 => &mut self.window_update,
+            0x9 => &mut self.continuation,
+            _ => &mut self.unknown,
+        }
+    }
+
+    /// Counts indexed by type octet (0..=9), as loopy's writer keeps them.
+    pub fn from_array(counts: &[u64; 10]) -> FrameCounts {
+        let mut out = FrameCounts::default();
+        for (kind, n) in (0u8..).zip(counts) {
+            *out.by_type_mut(kind) = *n;
+        }
+        out
+    }
+
+    /// The sum over every type.
+    pub fn total(&self) -> u64 {
+        self.fields().iter().sum()
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &FrameCounts) {
+        for (kind, n) in (0u8..).zip(other.fields()) {
+            *self.by_type_mut(kind) += n;
+        }
+    }
+
+    fn fields(&self) -> [u64; 11] {
+        let FrameCounts {
+            data,
+            headers,
+            priority,
+            rst_stream,
+            settings,
+            push_promise,
+            ping,
+            goaway,
+            window_update,
+            continuation,
+            unknown,
+        } = *self;
+        [
+            data,
+            headers,
+            priority,
+            rst_stream,
+            settings,
+            push_promise,
+            ping,
+            goaway,
+            window_update,
+            continuation,
+            unknown,
+        ]
+    }
+}
+
+/// Counters of one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnStats {
     /// Frames received, by type.
-    pub frames_in: [u64; 11],
+    pub frames_in: FrameCounts,
     /// Bytes received, by frame type (a HEADERS counts its CONTINUATIONs).
-    pub bytes_in_by_type: [u64; 11],
+    pub bytes_in_by_type: FrameCounts,
     /// Bytes received (everything read, preface included).
     pub bytes_in: u64,
     /// Frames sent, by type.
-    pub frames_out: [u64; 11],
+    pub frames_out: FrameCounts,
     /// Bytes sent, by frame type (our first SETTINGS and the client
     /// preface are counted in `bytes_out` only).
-    pub bytes_out_by_type: [u64; 11],
+    pub bytes_out_by_type: FrameCounts,
     /// Bytes handed to the transport.
     pub bytes_out: u64,
     /// Batches produced by the writer (each is one vectored write).
@@ -76,15 +180,10 @@ impl ConnStats {
     /// assert_eq!(total.write_syscalls, 5);
     /// ```
     pub fn add(&mut self, other: &ConnStats) {
-        fn sum(a: &mut [u64; 11], b: &[u64; 11]) {
-            for (a, b) in a.iter_mut().zip(b) {
-                *a += b;
-            }
-        }
-        sum(&mut self.frames_in, &other.frames_in);
-        sum(&mut self.bytes_in_by_type, &other.bytes_in_by_type);
-        sum(&mut self.frames_out, &other.frames_out);
-        sum(&mut self.bytes_out_by_type, &other.bytes_out_by_type);
+        self.frames_in.add(&other.frames_in);
+        self.bytes_in_by_type.add(&other.bytes_in_by_type);
+        self.frames_out.add(&other.frames_out);
+        self.bytes_out_by_type.add(&other.bytes_out_by_type);
         let ConnStats {
             frames_in: _,
             bytes_in_by_type: _,
