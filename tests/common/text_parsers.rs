@@ -183,7 +183,7 @@ fn service_config(input: &[u8]) {
                 .windows(2)
                 .all(|w| w[0] < w[1]));
             for retries in [0, 1, 7, 64, u32::MAX] {
-                for unit in [0.0, 0.5, 0.999_999_999] {
+                for unit in [0.0, 0.5, 1.0 - f64::EPSILON / 2.0] {
                     let delay = policy.retry_delay(retries, &mut || unit);
                     assert!(
                         delay <= policy.max_backoff,
