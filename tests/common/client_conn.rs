@@ -26,7 +26,8 @@
 //! number of calls), each call's output bounded by the budget plus one
 //! frame, total output and events linear in the input; stream ids odd and
 //! growing; events only for streams we opened, none after a stream's end
-//! (Reset, Dropped, Closed) and no response parts after the connection
+//! (Reset, Dropped, Closed) but a `Dropped` of cause `Invalid` (an item
+//! that came after the end), and no response parts after the connection
 //! closed; DATA and trailers only after a final (non-1xx) response, nothing
 //! after the peer's END_STREAM, a declared content-length matched; without
 //! releases, no stream is handed more than its window nor the live streams
@@ -41,7 +42,7 @@ use mio_grpc::conn::{ConnConfig, ConnEvent, Connection, RateLimit};
 use mio_grpc::framer::hpack::HeaderField;
 use mio_grpc::framer::{self, Encoder, Frame, Reason, SettingId, Settings, StreamId};
 use mio_grpc::grpc::{self, MessageDecoder, Metadata, Status};
-use mio_grpc::loopy::{self, Batch, InboundConfig, Item, NoWake, Role, StreamKey};
+use mio_grpc::loopy::{self, Batch, DropCause, InboundConfig, Item, NoWake, Role, StreamKey};
 
 /// Bytes asked of one `poll_transmit`.
 const BUDGET: usize = 4096;
@@ -456,6 +457,16 @@ impl Harness {
             }
             ConnEvent::Reset { key, .. } => {
                 self.live(key, "Reset").ended = true;
+            }
+            ConnEvent::Dropped {
+                key,
+                cause: DropCause::Invalid,
+                ..
+            } if self.streams.get(&key).is_some_and(|t| t.ended) => {
+                // An item put for a stream that had ended by the time the
+                // writer took it (a Data after the stream was dropped, the
+                // race a call's sender has with the connection): reported,
+                // and the client layer ignores it, as the call is gone.
             }
             ConnEvent::Dropped { key, opened, .. } => {
                 let track = self.live(key, "Dropped");
