@@ -16,12 +16,17 @@ use framer::{
 };
 
 /// Names our HPACK encoder never indexes whatever the field says, so a
-/// re-encoded field comes back sensitive.
+/// re-encoded field comes back sensitive. The encoder compares them ASCII
+/// case-insensitively (`Encoder::is_never_indexed`), so `cOokie` and
+/// `AUTHORIZATION` come back sensitive too: so must the expectation.
 const ALWAYS_SENSITIVE: &[&[u8]] = &[b"authorization", b"proxy-authorization", b"cookie"];
 
 fn normalize_fields(fields: &mut [HeaderField]) {
     for field in fields {
-        if ALWAYS_SENSITIVE.contains(&field.name.as_ref()) {
+        if ALWAYS_SENSITIVE
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(&field.name))
+        {
             field.sensitive = true;
         }
     }

@@ -22,6 +22,11 @@ use loopy::{Batch, ConnectionError, Event, Item, Role, StreamKey};
 use super::Harness;
 
 const MAX_WINDOW: i64 = 0x7fff_ffff;
+/// Ops run at most (the rest of an input is ignored).
+const MAX_OPS: usize = 500;
+/// The stream limit `Model::finish` gives the model and the writer alike:
+/// above `MAX_OPS`, so every stream put can open.
+const FINISH_MAX_CONCURRENT: u32 = 1000;
 
 /// One operation.
 #[derive(Arbitrary, Debug, Clone)]
@@ -338,8 +343,10 @@ impl Model {
                 increment: big - 1,
             });
         }
-        self.max_concurrent = 255;
-        self.peer_settings(Settings::new().with(SettingId::MAX_CONCURRENT_STREAMS, 1000));
+        self.max_concurrent = FINISH_MAX_CONCURRENT;
+        self.peer_settings(
+            Settings::new().with(SettingId::MAX_CONCURRENT_STREAMS, FINISH_MAX_CONCURRENT),
+        );
         for _ in 0..1000 {
             if self.failed {
                 return;
@@ -397,7 +404,7 @@ pub fn run(ops: Vec<Op>) {
         dropped: BTreeSet::new(),
         failed: false,
     };
-    for op in ops.into_iter().take(500) {
+    for op in ops.into_iter().take(MAX_OPS) {
         model.apply(op);
         if model.failed {
             return;
