@@ -25,6 +25,7 @@ const CAP: u32 = 8;
 
 struct Blocking {
     handle: ServerHandle,
+    started: Arc<AtomicUsize>,
     running: Arc<AtomicUsize>,
     most: Arc<AtomicUsize>,
     release: Sender<()>,
@@ -33,10 +34,11 @@ struct Blocking {
 /// A server whose `Block` handler ignores cancellation and returns only
 /// when the test releases it (or after 20 s, so a failing test ends).
 fn start(cap: u32) -> Blocking {
+    let started = Arc::new(AtomicUsize::new(0));
     let running = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
     let (release, released): (Sender<()>, Receiver<()>) = crossbeam_channel::unbounded();
-    let (r, m) = (running.clone(), most.clone());
+    let (s, r, m) = (started.clone(), running.clone(), most.clone());
     let service = ServiceDesc::new("test.S")
         .method(MethodDesc::raw_unary(
             "Echo",
@@ -45,6 +47,7 @@ fn start(cap: u32) -> Blocking {
         .method(MethodDesc::raw_unary(
             "Block",
             move |_ctx: &Context, _req: Bytes| {
+                s.fetch_add(1, Ordering::SeqCst);
                 let now = r.fetch_add(1, Ordering::SeqCst) + 1;
                 m.fetch_max(now, Ordering::SeqCst);
                 let _ = released.recv_timeout(Duration::from_secs(20));
@@ -60,6 +63,7 @@ fn start(cap: u32) -> Blocking {
     let handle = server.start("127.0.0.1:0".parse().unwrap()).unwrap();
     Blocking {
         handle,
+        started,
         running,
         most,
         release,
@@ -81,14 +85,6 @@ fn request(peer: &mut Peer, id: u32, path: &str) {
             .fields(grpc_fields()),
     );
     peer.send(frames::data(id, [0u8, 0, 0, 0, 0]).eos());
-}
-
-/// A complete request, then at once a frame that makes the server reset
-/// the stream (WINDOW_UPDATE with increment 0: a stream error, RFC 9113
-/// §6.9).
-fn made_you_reset(peer: &mut Peer, id: u32) {
-    request(peer, id, "/test.S/Block");
-    peer.send(frames::window_update(id, 0));
 }
 
 /// The reset the server sent on `id`.
@@ -125,48 +121,59 @@ fn handlers_of_streams_the_server_reset_keep_their_slots_until_they_return() {
     let addr = server.handle.local_addr();
     let mut attacker = Peer::connect(addr);
     attacker.handshake();
-    let mut refused = 0;
-    let mut reset = 0;
-    for i in 0..5 * CAP {
+    for i in 0..CAP {
         let id = 1 + 2 * i;
         request(&mut attacker, id, "/test.S/Block");
-        if reset < CAP {
-            // Its handler starts; then the attacker makes the server reset
-            // the stream under it.
-            wait_until("the handler to start", || {
-                server.running.load(Ordering::SeqCst) == reset as usize + 1
-            });
-            attacker.send(frames::window_update(id, 0));
-        }
-        match reset_of(&mut attacker, id) {
-            Reason::PROTOCOL_ERROR => reset += 1,
-            Reason::REFUSED_STREAM => refused += 1,
-            other => panic!("stream {id}: {other}"),
-        }
+        // Its handler starts; then the attacker makes the server reset the
+        // stream under it.
+        wait_until("the handler to start", || {
+            server.running.load(Ordering::SeqCst) == i as usize + 1
+        });
+        attacker.send(frames::window_update(id, 0));
+        assert_eq!(reset_of(&mut attacker, id), Reason::PROTOCOL_ERROR);
     }
-    // The first CAP were accepted (their handlers now block, reset or
-    // not); every later one was refused while those handlers run.
-    assert_eq!(reset, CAP);
-    assert_eq!(refused, 4 * CAP);
-    wait_until("the accepted handlers to start", || {
-        server.running.load(Ordering::SeqCst) == CAP as usize
-    });
-    assert_eq!(server.most.load(Ordering::SeqCst), CAP as usize);
-    // The attack is still holding its handlers: a neighbour is served.
+    // Every slot is held by a handler whose stream is gone. More requests
+    // are not refused: the server holds the next one and stops reading the
+    // connection until a handler returns (grpc-go's answer).
+    let held = 1 + 2 * CAP;
+    request(&mut attacker, held, "/test.S/Echo");
+    for i in 1..=3 {
+        request(&mut attacker, held + 2 * i, "/test.S/Block");
+    }
+    // The attack is still holding its handlers: a neighbour is served, and
+    // the attacker's connection got nothing for its new streams.
     neighbour_call(addr);
     assert_eq!(server.running.load(Ordering::SeqCst), CAP as usize);
-    // Once the handlers return, the attacker's connection takes calls again.
-    for _ in 0..CAP {
+    assert_eq!(server.most.load(Ordering::SeqCst), CAP as usize);
+    let quiet = attacker.expect_quiet_for(Duration::from_millis(100), |_| true);
+    assert!(
+        quiet
+            .iter()
+            .all(|f| !matches!(f, Frame::Headers(_) | Frame::RstStream(_))),
+        "the held streams got an answer: {quiet:?}"
+    );
+    // One handler returns: the held request is served, the next ones start
+    // (each taking the slot of a handler that returned).
+    server.release.send(()).unwrap();
+    let (status, _, body, trailers) = attacker.expect_full_response(held);
+    assert_eq!(status, 200);
+    assert_eq!(body, [0u8, 0, 0, 0, 0]);
+    assert!(trailers.is_some());
+    for _ in 0..CAP + 2 {
         server.release.send(()).unwrap();
     }
-    wait_until("the handlers to return", || {
-        server.running.load(Ordering::SeqCst) == 0
-    });
-    let id = 1 + 2 * 5 * CAP;
-    request(&mut attacker, id, "/test.S/Echo");
-    let (status, _, _, trailers) = attacker.expect_full_response(id);
-    assert_eq!(status, 200);
-    assert!(trailers.is_some());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.started.load(Ordering::SeqCst) != CAP as usize + 3
+        || server.running.load(Ordering::SeqCst) != 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "every handler to have run: {} started, {} running",
+            server.started.load(Ordering::SeqCst),
+            server.running.load(Ordering::SeqCst)
+        );
+        std::thread::yield_now();
+    }
     assert_eq!(server.most.load(Ordering::SeqCst), CAP as usize);
 }
 
@@ -181,7 +188,12 @@ fn a_connection_that_keeps_provoking_resets_gets_goaway() {
     let mut goaway = None;
     for i in 0..1_100u32 {
         let id = 1 + 2 * i;
-        made_you_reset(&mut attacker, id);
+        // A complete request, then at once a frame that makes the server
+        // reset the stream (WINDOW_UPDATE 0: a stream error, RFC 9113
+        // §6.9). Echo returns at once, so slots never run out: the resets
+        // alone must end the connection.
+        request(&mut attacker, id, "/test.S/Echo");
+        attacker.send(frames::window_update(id, 0));
         if i % 100 == 99 {
             // Read what came so far; stop at the GOAWAY.
             if let Some(g) = drain_until_goaway(&mut attacker) {

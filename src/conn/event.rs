@@ -63,7 +63,10 @@ impl std::fmt::Display for CloseReason {
 /// Something that happened on a connection.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnEvent {
-    /// Server: a client opened a stream with a valid request head.
+    /// Server: a client opened a stream with a valid request head. Its
+    /// handler slot is reserved: take it with
+    /// [`Connection::take_slot`](super::Connection::take_slot) while
+    /// handling this event.
     Request {
         /// The stream (also its key).
         id: StreamId,

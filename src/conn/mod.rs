@@ -68,7 +68,7 @@ pub use config::{
 };
 pub use event::{CloseReason, ConnEvent};
 pub use loopy::SendBudget;
-pub(crate) use slots::{HandlerSlots, Slot};
+pub use slots::Slot;
 pub use state::{Side, StreamState};
 pub use stats::{ConnStats, FrameCounts};
 pub use timer::Timer;
@@ -89,6 +89,7 @@ use keepalive::Keepalive;
 use lifecycle::Lifecycle;
 use limits::AbuseCounters;
 use settings::SettingsSync;
+use slots::Admission;
 use streams::Streams;
 use timer::TimerTable;
 
@@ -125,6 +126,8 @@ pub struct Connection {
     keepalive: Keepalive,
     abuse: AbuseCounters,
     events: VecDeque<ConnEvent>,
+    /// Server: the cap on requests the application still works on.
+    admission: Admission,
     /// Response bytes queued on this connection (server streams' quotas
     /// draw on it, and on the shared budget if configured).
     send_budget: loopy::SendBudget,
@@ -154,6 +157,7 @@ impl Connection {
         now: Instant,
         seed: u64,
     ) -> Connection {
+        let admission = Admission::new(config.max_concurrent_streams, waker.clone());
         let buffer = Arc::new(ControlBuffer::new(waker));
         let writer =
             Writer::new(role, buffer.clone()).with_response_limit(config.max_transport_responses);
@@ -179,6 +183,7 @@ impl Connection {
             keepalive: Keepalive::new(now),
             abuse: AbuseCounters::default(),
             events: VecDeque::new(),
+            admission,
             send_budget: loopy::SendBudget::new(config.max_queued_bytes),
             stats: ConnStats::default(),
             seed,
@@ -266,6 +271,7 @@ impl Connection {
     /// flood throttle is off, and the application is keeping up.
     pub fn wants_read(&self) -> bool {
         !self.lifecycle.is_closed()
+            && !self.admission.is_holding()
             && self.writer.wants_read()
             && self.streams.buffered() < self.config.limits.max_buffered_bytes
     }
@@ -278,7 +284,41 @@ impl Connection {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<ConnEvent> {
-        self.events.pop_front()
+        // A request held for a slot comes once one frees (reading stopped
+        // right after it, so nothing follows it).
+        self.admission.sweep();
+        let event = self.events.pop_front().or_else(|| {
+            let released = self.admission.release();
+            if released.is_some() {
+                self.stats.requests_released += 1;
+            }
+            released
+        })?;
+        if let ConnEvent::Request { id, .. } = &event {
+            self.admission.delivered(StreamKey::from(*id));
+        }
+        Some(event)
+    }
+
+    /// Server: the handler slot of the request on `key`
+    /// ([`ConnEvent::Request`]), for the application to hold until its
+    /// handler returns, whoever resets the stream. A slot not taken is
+    /// freed with the stream. The connection reports at most
+    /// MAX_CONCURRENT_STREAMS requests whose slots are taken; past that it
+    /// holds the next request and stops reading until one is dropped.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use std::time::Instant;
+    /// # use mio_grpc::conn::{ConnConfig, ConnEvent, Connection};
+    /// # use loopy::{NoWake, Role};
+    /// let mut conn = Connection::new(Role::Server, ConnConfig::default(), Arc::new(NoWake), Instant::now(), 1);
+    /// // On ConnEvent::Request { id, .. }: `let slot = conn.take_slot(StreamKey::from(id));`,
+    /// // moved into the handler's job and dropped when it returns.
+    /// assert!(conn.take_slot(loopy::StreamKey(1)).is_none());
+    /// ```
+    pub fn take_slot(&mut self, key: StreamKey) -> Option<Slot> {
+        self.admission.take(key)
     }
 
     /// When to call [`Connection::handle_timeout`] next.
@@ -328,29 +368,6 @@ impl Connection {
                 remote: false,
             });
         }
-    }
-
-    /// Refuses a stream the peer opened that the application cannot take
-    /// now (its handlers are at their cap): RST_STREAM REFUSED_STREAM,
-    /// which tells the peer it may retry (RFC 9113 §8.7). Counted as
-    /// refused, and as a wasted frame: a peer that keeps opening streams
-    /// past the cap runs out of budget.
-    pub fn refuse(&mut self, key: StreamKey, now: Instant) {
-        let Some(id) = self.streams.id_of(key) else {
-            return;
-        };
-        self.stats.streams_refused += 1;
-        self.writer.queue_rst(id, Reason::REFUSED_STREAM, Some(key));
-        self.streams.remember_reset(id);
-        if self.streams.contains(id) {
-            self.remove_stream(id, now);
-            self.events.push_back(ConnEvent::Reset {
-                key,
-                reason: Reason::REFUSED_STREAM,
-                remote: false,
-            });
-        }
-        self.waste(now);
     }
 
     /// A peer-opened stream's write quota (server side): its response DATA
@@ -406,6 +423,9 @@ impl Connection {
     /// bytes in `buf`) when [`Connection::wants_read`] turns false; call
     /// again once it is true.
     pub fn handle_read(&mut self, buf: &mut BytesMut, now: Instant) {
+        // Slots of requests the application saw and did not take go now:
+        // they may be what lets the next request in.
+        self.admission.sweep();
         let before = buf.len();
         self.read_activity(now);
         self.read_frames(buf, now);

@@ -278,11 +278,15 @@ impl Connection {
         // Registered before the application hears of it, so its response
         // items queue behind the registration.
         self.writer.register_stream(key, id, Some(quota));
-        self.events.push_back(ConnEvent::Request {
+        let request = ConnEvent::Request {
             id,
             head,
             end_stream,
-        });
+        };
+        // Past the handler cap the request waits (and reading stops).
+        if let Some(request) = self.admission.admit(key, request) {
+            self.events.push_back(request);
+        }
     }
 
     /// A malformed request (§8.1.1): RST_STREAM PROTOCOL_ERROR, the peer's

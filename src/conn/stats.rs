@@ -167,6 +167,9 @@ pub struct ConnStats {
     pub queued_bytes: u64,
     /// Server: the most response bytes ever queued at once.
     pub queued_bytes_peak: u64,
+    /// Server: requests held (and reading paused) because every handler
+    /// slot was taken, then released when one freed.
+    pub requests_released: u64,
 }
 
 impl ConnStats {
@@ -212,6 +215,7 @@ impl ConnStats {
             read_throttles,
             queued_bytes,
             queued_bytes_peak,
+            requests_released,
         } = other;
         self.bytes_in += bytes_in;
         self.bytes_out += bytes_out;
@@ -236,5 +240,6 @@ impl ConnStats {
         self.read_throttles += read_throttles;
         self.queued_bytes += queued_bytes;
         self.queued_bytes_peak += queued_bytes_peak;
+        self.requests_released += requests_released;
     }
 }

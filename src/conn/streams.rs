@@ -347,9 +347,10 @@ impl Connection {
     /// Drops a stream's record and its accounting; a server with no stream
     /// left starts its idle clock.
     pub(super) fn remove_stream(&mut self, id: StreamId, now: Instant) {
-        if self.streams.remove(id).is_none() {
+        let Some(record) = self.streams.remove(id) else {
             return;
-        }
+        };
+        self.admission.forget(record.key);
         if self.streams.is_empty() {
             if let Some(idle) = self.config.server_keepalive.max_connection_idle {
                 if self.role == Role::Server {

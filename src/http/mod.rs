@@ -21,7 +21,7 @@ use framer::{Reason, StreamId};
 use loopy::{Item, StreamKey};
 
 use crate::conn::validate::RequestHead;
-use crate::conn::{ConnConfig, ConnEvent, Connection, HandlerSlots};
+use crate::conn::{ConnConfig, ConnEvent, Connection};
 use crate::pool::{Job, Pool};
 use crate::runtime::{
     Acceptor, ConnHandle, ListenerConfig, ListenerHandle, Runtime, RuntimeConfig, Session,
@@ -255,7 +255,6 @@ impl Acceptor for HttpAcceptor {
             pool: self.pool.clone(),
             requests: HashMap::new(),
             max_inline_body: self.max_inline_body,
-            slots: HandlerSlots::new(self.conn.max_concurrent_streams),
         })
     }
 }
@@ -277,9 +276,6 @@ struct HttpSession {
     pool: Option<Arc<Pool>>,
     requests: HashMap<StreamKey, InFlight>,
     max_inline_body: usize,
-    /// Requests whose stream is open or whose handler still runs, capped
-    /// at MAX_CONCURRENT_STREAMS (see [`HandlerSlots`]).
-    slots: HandlerSlots,
 }
 
 impl Session for HttpSession {
@@ -387,11 +383,9 @@ impl HttpSession {
         end_stream: bool,
     ) {
         let key = StreamKey::from(id);
-        let Some(slot) = self.slots.try_take() else {
-            // Handlers of streams already reset still run: refuse until
-            // they return.
-            return conn.refuse(key, Instant::now());
-        };
+        // Held until the handler returns (the connection reports no more
+        // requests than MAX_CONCURRENT_STREAMS whose slots are held).
+        let slot = conn.take_slot(key);
         let (tx, rx) = crossbeam_channel::unbounded();
         let cancelled = Arc::new(AtomicBool::new(false));
         let inline = self.pool.is_none();

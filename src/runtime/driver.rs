@@ -278,8 +278,13 @@ impl Core {
                     }
                     if n < want && !self.hung_up && !self.drain {
                         // A short read: the receive queue is empty (Linux),
-                        // and a later byte or EOF brings a new edge.
+                        // and a later byte or EOF brings a new edge. But if
+                        // the connection stopped reading part-way (a
+                        // throttle, a request held for a handler slot), the
+                        // bytes it left wait for it to want more: no edge
+                        // brings those back.
                         self.unread = false;
+                        self.read_pending = !self.conn.wants_read();
                         return;
                     }
                 }

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::conn::{ConnConfig, EnforcementPolicy, HandlerSlots, SendBudget, ServerKeepalive};
+use crate::conn::{ConnConfig, EnforcementPolicy, SendBudget, ServerKeepalive};
 use crate::deadline::Deadlines;
 use crate::grpc::{Encoding, Status};
 use crate::pool::{Job, Pool};
@@ -369,7 +369,6 @@ impl Acceptor for GrpcAcceptor {
         conns.retain(|c| !c.is_closed());
         conns.push(handle.clone());
         Box::new(GrpcSession {
-            slots: HandlerSlots::new(self.shared.config.conn.max_concurrent_streams),
             server: self.shared.clone(),
             handle,
             calls: HashMap::new(),

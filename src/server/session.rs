@@ -20,7 +20,7 @@ use super::call::{
 use super::service::Handler;
 use super::ServerShared;
 use crate::conn::validate::RequestHead;
-use crate::conn::{ConnEvent, Connection, HandlerSlots, Slot};
+use crate::conn::{ConnEvent, Connection, Slot};
 use crate::grpc::{self, Encoding, MessageDecoder, Metadata, Status};
 use crate::runtime::{ConnHandle, Session};
 
@@ -53,9 +53,6 @@ pub(crate) struct GrpcSession {
     pub(crate) server: Arc<ServerShared>,
     pub(crate) handle: ConnHandle,
     pub(crate) calls: HashMap<StreamKey, CallEntry>,
-    /// Calls whose stream is open or whose handler still runs, capped at
-    /// MAX_CONCURRENT_STREAMS (see [`HandlerSlots`]).
-    pub(crate) slots: HandlerSlots,
 }
 
 impl Session for GrpcSession {
@@ -213,11 +210,9 @@ impl GrpcSession {
             accepts_gzip,
             request: encoding,
         };
-        let Some(slot) = self.slots.try_take() else {
-            // Handlers of streams already reset still run: refuse until
-            // they return.
-            return conn.refuse(key, Instant::now());
-        };
+        // Held until the handler returns (the connection reports no more
+        // requests than MAX_CONCURRENT_STREAMS whose slots are held).
+        let slot = conn.take_slot(key);
         let metadata = Metadata::from_headers(&head.fields);
         let call = Arc::new(CallShared::new(
             key,
@@ -237,7 +232,7 @@ impl GrpcSession {
             deadline,
             method: path,
         };
-        let mut slot = Some(slot);
+        let mut slot = slot;
         let delivery = match handler {
             Handler::Unary(_) | Handler::ServerStreaming(_) => Delivery::Collect {
                 handler,
