@@ -49,7 +49,11 @@ impl Connection {
                 Err(err) => self.frame_error(err, now),
             }
         }
-        if !self.writer.wants_read() {
+        // Stopped for the flood or the buffered-bytes limit (a held
+        // request is counted apart, a close is no throttle).
+        let throttled = !self.writer.wants_read()
+            || self.streams.buffered() >= self.config.limits.max_buffered_bytes;
+        if throttled && !self.lifecycle.is_closed() {
             self.stats.read_throttles += 1;
         }
     }
