@@ -1,5 +1,5 @@
-//! Replays every committed input of the `client_conn`, `grpc_message` and
-//! `text_parsers` fuzz corpora (`fuzz/corpus/<target>/`) through the same
+//! Replays every committed input of the `server_conn`, `client_conn`,
+//! `grpc_message` and `text_parsers` fuzz corpora (`fuzz/corpus/<target>/`) through the same
 //! checks the fuzz targets run (`tests/common/<target>.rs`), so `cargo
 //! test` keeps them passing on stable, without cargo-fuzz.
 
@@ -7,6 +7,8 @@
 mod client_conn;
 #[path = "common/grpc_message.rs"]
 mod grpc_message;
+#[path = "common/server_conn.rs"]
+mod server_conn;
 #[path = "common/text_parsers.rs"]
 mod text_parsers;
 
@@ -30,6 +32,11 @@ fn replay(target: &str, check: fn(&[u8])) {
         let outcome = std::panic::catch_unwind(|| check(&data));
         assert!(outcome.is_ok(), "{} broke an invariant", path.display());
     }
+}
+
+#[test]
+fn server_conn_corpus_replays_without_a_broken_invariant() {
+    replay("server_conn", server_conn::run);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The `server_conn` fuzz check: arbitrary bytes into a server
 //! `conn::Connection`, the way nghttp2's `fuzz/fuzz_target.cc` feeds a
 //! server session. Shared by `fuzz/fuzz_targets/server_conn.rs` and
-//! `tests/server_conn_corpus.rs` (which replays the corpus), so it uses
+//! `tests/fuzz_corpus_replay.rs` (which replays the corpus), so it uses
 //! nothing but `mio_grpc` (and its `framer`/`loopy` re-exports) and `bytes`.
 //!
 //! Input layout: byte 0 is the mode (bit 0: prepend a valid preface and an
