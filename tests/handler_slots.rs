@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::peer::{frames, Peer};
+use common::wait::PATIENCE;
 use crossbeam_channel::{Receiver, Sender};
 use framer::hpack::HeaderField;
 use framer::{Frame, Reason};
@@ -107,12 +108,11 @@ fn neighbour_call(addr: std::net::SocketAddr) {
     assert_eq!(&reply[..], b"hi");
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
+fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        common::wait::wait_until(cond, PATIENCE),
+        "timed out waiting for {what}"
+    );
 }
 
 #[test]
@@ -162,18 +162,19 @@ fn handlers_of_streams_the_server_reset_keep_their_slots_until_they_return() {
     for _ in 0..CAP + 2 {
         server.release.send(()).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.started.load(Ordering::SeqCst) != CAP as usize + 3
-        || server.running.load(Ordering::SeqCst) != 0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "every handler to have run: {} started, {} running",
-            server.started.load(Ordering::SeqCst),
-            server.running.load(Ordering::SeqCst)
-        );
-        std::thread::yield_now();
-    }
+    let all_ran = common::wait::wait_until(
+        || {
+            server.started.load(Ordering::SeqCst) == CAP as usize + 3
+                && server.running.load(Ordering::SeqCst) == 0
+        },
+        PATIENCE,
+    );
+    assert!(
+        all_ran,
+        "every handler to have run: {} started, {} running",
+        server.started.load(Ordering::SeqCst),
+        server.running.load(Ordering::SeqCst)
+    );
     assert_eq!(server.most.load(Ordering::SeqCst), CAP as usize);
 }
 

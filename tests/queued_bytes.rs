@@ -10,10 +10,11 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::peer::{frames, Peer};
+use common::wait::{wait_until, PATIENCE};
 use framer::hpack::HeaderField;
 use mio_grpc::client::{CallOptions, Channel, ChannelOptions};
 use mio_grpc::server::{
@@ -87,19 +88,20 @@ fn reader_that_never_reads(addr: std::net::SocketAddr, streams: u32) -> Peer {
 /// Waits until every one of `handlers` is inside `send` at once: each has
 /// sent what its quotas allowed and now waits.
 fn wait_all_blocked(server: &Flooding, handlers: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let started = server.started.load(Ordering::SeqCst);
-        let returned = server.returned.load(Ordering::SeqCst);
-        if started >= handlers && started - returned == handlers {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "handlers never all blocked: {started} sends started, {returned} returned"
-        );
-        std::thread::yield_now();
-    }
+    let blocked = wait_until(
+        || {
+            let started = server.started.load(Ordering::SeqCst);
+            let returned = server.returned.load(Ordering::SeqCst);
+            started >= handlers && started - returned == handlers
+        },
+        2 * PATIENCE,
+    );
+    assert!(
+        blocked,
+        "handlers never all blocked: {} sends started, {} returned",
+        server.started.load(Ordering::SeqCst),
+        server.returned.load(Ordering::SeqCst)
+    );
 }
 
 #[test]
@@ -157,9 +159,8 @@ fn the_per_connection_cap_bounds_each_connection_and_a_neighbour_is_served() {
     );
     // Closing the readers gives every queued byte back.
     drop(peers);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.handle.queued_bytes().0 != 0 {
-        assert!(Instant::now() < deadline, "queued bytes never returned");
-        std::thread::yield_now();
-    }
+    assert!(
+        wait_until(|| server.handle.queued_bytes().0 == 0, PATIENCE),
+        "queued bytes never returned"
+    );
 }

@@ -14,7 +14,7 @@
 //! back are exactly the bytes acquired and not yet replenished; closing
 //! the quota gives them all back (the writer dropped them).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,16 +51,14 @@ struct State {
     closed: bool,
 }
 
-#[derive(Debug, Default)]
-struct BudgetState {
-    used: u64,
-    peak: u64,
-}
-
 /// Outbound bytes queued by many streams together (a connection's, or a
 /// whole server's), with a cap: an acquire on a [`WriteQuota`] drawing on
 /// it waits while the budget is at or over its cap. Cheap to clone (one
 /// shared counter); two clones compare equal.
+///
+/// The counts are atomics, so taking and giving bytes (once per message,
+/// from any connection of the server) costs no lock; the lock and the
+/// condition variable are only for acquires that must wait.
 ///
 /// ```
 /// use loopy::{SendBudget, WriteQuota};
@@ -79,7 +77,12 @@ pub struct SendBudget(Arc<BudgetShared>);
 #[derive(Debug)]
 struct BudgetShared {
     cap: u64,
-    state: Mutex<BudgetState>,
+    used: AtomicU64,
+    peak: AtomicU64,
+    /// Acquires waiting for room (counted before they look, so a give
+    /// that sees none needs no lock: the waiter will see its bytes).
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
     cond: Condvar,
 }
 
@@ -96,7 +99,10 @@ impl SendBudget {
     pub fn new(cap: usize) -> SendBudget {
         SendBudget(Arc::new(BudgetShared {
             cap: u64::try_from(cap).unwrap_or(u64::MAX),
-            state: Mutex::new(BudgetState::default()),
+            used: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            waiters: AtomicUsize::new(0),
+            lock: Mutex::new(()),
             cond: Condvar::new(),
         }))
     }
@@ -108,54 +114,64 @@ impl SendBudget {
 
     /// Bytes queued under this budget now.
     pub fn used(&self) -> usize {
-        usize::try_from(self.0.state.lock().used).unwrap_or(usize::MAX)
+        usize::try_from(self.0.used.load(Ordering::SeqCst)).unwrap_or(usize::MAX)
     }
 
     /// The most bytes ever queued under this budget at once.
     pub fn peak(&self) -> usize {
-        usize::try_from(self.0.state.lock().peak).unwrap_or(usize::MAX)
+        usize::try_from(self.0.peak.load(Ordering::SeqCst)).unwrap_or(usize::MAX)
     }
 
     fn has_room(&self) -> bool {
-        self.0.state.lock().used < self.0.cap
+        self.0.used.load(Ordering::SeqCst) < self.0.cap
     }
 
     fn take(&self, n: u64) {
-        let mut state = self.0.state.lock();
-        state.used = state.used.saturating_add(n);
-        state.peak = state.peak.max(state.used);
+        let before = self.0.used.fetch_add(n, Ordering::SeqCst);
+        self.0
+            .peak
+            .fetch_max(before.saturating_add(n), Ordering::SeqCst);
     }
 
     fn give(&self, n: u64) {
-        let mut state = self.0.state.lock();
-        let was_full = state.used >= self.0.cap;
-        state.used = state.used.saturating_sub(n);
-        if was_full && state.used < self.0.cap {
-            self.0.cond.notify_all();
+        // Callers give back only what they took, so this never wraps.
+        let before = self.0.used.fetch_sub(n, Ordering::SeqCst);
+        let crossed = before >= self.0.cap && before.saturating_sub(n) < self.0.cap;
+        if crossed {
+            self.wake_all();
         }
     }
 
     /// Waits until the budget has room, the deadline passes, or `closed`
-    /// is set (its setter then calls [`SendBudget::wake_all`], which takes
-    /// this lock, so the flag is checked under it: no lost wake-up);
-    /// returns false on the deadline.
+    /// is set (its setter then calls [`SendBudget::wake_all`]); returns
+    /// false on the deadline. The waiter is counted before it looks, and
+    /// looks under the lock that a waker takes: no lost wake-up.
     fn wait_for_room(&self, deadline: Option<Instant>, closed: &AtomicBool) -> bool {
-        let mut state = self.0.state.lock();
-        if state.used < self.0.cap || closed.load(Ordering::Acquire) {
-            return true;
-        }
-        match deadline {
-            Some(deadline) => !self.0.cond.wait_until(&mut state, deadline).timed_out(),
-            None => {
-                self.0.cond.wait(&mut state);
-                true
+        let shared = &self.0;
+        shared.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = shared.lock.lock();
+        let in_time = if self.has_room() || closed.load(Ordering::SeqCst) {
+            true
+        } else {
+            match deadline {
+                Some(deadline) => !shared.cond.wait_until(&mut guard, deadline).timed_out(),
+                None => {
+                    shared.cond.wait(&mut guard);
+                    true
+                }
             }
-        }
+        };
+        drop(guard);
+        shared.waiters.fetch_sub(1, Ordering::SeqCst);
+        in_time
     }
 
+    /// Wakes every waiting acquire (none waiting: no lock taken).
     fn wake_all(&self) {
-        let _state = self.0.state.lock();
-        self.0.cond.notify_all();
+        if self.0.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.0.lock.lock();
+            self.0.cond.notify_all();
+        }
     }
 }
 
@@ -310,7 +326,7 @@ impl WriteQuota {
         let mut state = self.state.lock();
         if !state.closed {
             state.closed = true;
-            self.closed.store(true, Ordering::Release);
+            self.closed.store(true, Ordering::SeqCst);
             let outstanding = std::mem::take(&mut state.outstanding);
             for budget in self.budgets() {
                 budget.give(outstanding);
