@@ -49,6 +49,14 @@ struct State {
     /// Acquired and not yet replenished (taken from the budgets too).
     outstanding: u64,
     closed: bool,
+    /// TEMPORARY shim (replaced by the non-blocking quota work).
+    waiter: Option<std::sync::Arc<dyn crate::Wake>>,
+}
+
+impl std::fmt::Debug for dyn crate::Wake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wake")
+    }
 }
 
 /// Outbound bytes queued by many streams together (a connection's, or a
@@ -209,6 +217,7 @@ impl WriteQuota {
                 available: i64::from(limit),
                 outstanding: 0,
                 closed: false,
+                waiter: None,
             }),
             cond: Condvar::new(),
             closed: AtomicBool::new(false),
@@ -257,6 +266,37 @@ impl WriteQuota {
             return Ok(false);
         }
         self.take(&mut state, n);
+        Ok(true)
+    }
+
+    /// Shim: takes `n` if possible, else registers `waiter`.
+    pub fn poll_acquire(
+        &self,
+        n: usize,
+        waiter: &Arc<dyn crate::Wake>,
+    ) -> Result<bool, QuotaError> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(QuotaError::Closed);
+        }
+        if state.available <= 0 || self.full_budget().is_some() {
+            state.waiter = Some(waiter.clone());
+            return Ok(false);
+        }
+        self.take(&mut state, n);
+        Ok(true)
+    }
+
+    /// Shim: true if an acquire would succeed, else registers `waiter`.
+    pub fn poll_ready(&self, waiter: &Arc<dyn crate::Wake>) -> Result<bool, QuotaError> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(QuotaError::Closed);
+        }
+        if state.available <= 0 || self.full_budget().is_some() {
+            state.waiter = Some(waiter.clone());
+            return Ok(false);
+        }
         Ok(true)
     }
 
@@ -316,6 +356,9 @@ impl WriteQuota {
             .saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
         if was <= 0 && state.available > 0 {
             self.cond.notify_all();
+            if let Some(w) = state.waiter.take() {
+                w.wake();
+            }
         }
     }
 
@@ -332,6 +375,9 @@ impl WriteQuota {
                 budget.give(outstanding);
                 budget.wake_all();
             }
+        }
+        if let Some(w) = state.waiter.take() {
+            w.wake();
         }
         self.cond.notify_all();
     }

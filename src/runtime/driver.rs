@@ -153,7 +153,7 @@ impl ConnShared {
                 unfinished: false,
             };
         }
-        let next = core.conn.next_timeout();
+        let next = core.next_timeout();
         let push = match (next, core.deadline) {
             (Some(n), Some(d)) => n < d,
             (Some(_), None) => true,
@@ -174,7 +174,10 @@ impl ConnShared {
     pub(crate) fn timeout(&self, now: Instant) {
         let mut core = self.core.lock();
         core.deadline = None;
-        core.conn.handle_timeout(now);
+        if core.conn.next_timeout().is_some_and(|at| at <= now) {
+            core.conn.handle_timeout(now);
+        }
+        // The session's timers run in the service that follows.
     }
 
     /// The loop is stopping: drop the connection now.
@@ -203,6 +206,10 @@ impl Core {
         // Whatever the connection or the callbacks put from here on is
         // written by the flushes below: no wake-up of this loop for it.
         self.conn.buffer().consumer_busy();
+        // The session's timers and the work other threads handed it.
+        if let Some(session) = self.session.as_mut() {
+            session.poll(&mut self.conn, now);
+        }
         self.unread |= readable;
         if self.unread || self.read_pending {
             self.read(scratch, now, &mut budget.read);
@@ -221,6 +228,15 @@ impl Core {
             }
         }
         self.update_interest(registry, token);
+    }
+
+    /// The earliest of the connection's and the session's timers.
+    fn next_timeout(&self) -> Option<Instant> {
+        let session = self.session.as_ref().and_then(|s| s.next_timeout());
+        match (self.conn.next_timeout(), session) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// True when the last wake-up's budget ran out with work left that
@@ -562,11 +578,11 @@ impl ConnHandle {
         if core.closed {
             return;
         }
-        let before = core.conn.next_timeout();
+        let before = core.next_timeout();
         let mut unlimited = usize::MAX;
         let blocked = core.flush(Instant::now(), self.0.shared.write_batch, &mut unlimited);
         core.deliver();
-        let after = core.conn.next_timeout();
+        let after = core.next_timeout();
         let timer_moved = match (after, before) {
             (Some(a), Some(b)) => a < b,
             (Some(_), None) => true,
@@ -577,6 +593,18 @@ impl ConnHandle {
             // timer, close the socket or resume reading.
             self.0.shared.schedule(self.0.token);
         }
+    }
+
+    /// Asks the connection's loop to service it soon, on the loop thread:
+    /// its session's [`poll`](super::Session::poll) runs then. For work a
+    /// session's other threads hand it (never blocks; coalesced).
+    pub fn wake(&self) {
+        self.0.shared.schedule(self.0.token);
+    }
+
+    /// True when the calling thread is this connection's loop thread.
+    pub fn on_loop_thread(&self) -> bool {
+        super::event_loop::current_loop() == Some(self.0.shared.id())
     }
 
     /// The connection's counters.

@@ -31,6 +31,18 @@ pub(crate) fn next_token() -> Token {
     Token(NEXT_TOKEN.fetch_add(1, Ordering::Relaxed))
 }
 
+thread_local! {
+    /// The identity (address of its shared part) of the loop this thread
+    /// runs, if it is a loop thread.
+    static CURRENT_LOOP: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The identity of the loop the calling thread runs (`None`: not a loop
+/// thread). Blocking waits check it: a loop thread must never wait.
+pub(crate) fn current_loop() -> Option<usize> {
+    CURRENT_LOOP.with(|c| c.get())
+}
+
 /// Work handed to a loop by other threads.
 pub(crate) enum Command {
     /// Take over a connection (its socket is registered already).
@@ -60,6 +72,11 @@ pub(crate) struct LoopShared {
 }
 
 impl LoopShared {
+    /// This loop's identity (see [`current_loop`]).
+    pub(crate) fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     pub(crate) fn command(&self, command: Command) {
         self.commands.lock().push(command);
         let _ = self.waker.wake();
@@ -138,6 +155,7 @@ impl EventLoop {
     }
 
     pub(crate) fn run(mut self) {
+        CURRENT_LOOP.with(|c| c.set(Some(self.shared.id())));
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.unfinished.is_empty() {

@@ -47,7 +47,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::conn::{ConnConfig, ConnEvent, Connection};
 use driver::Budget;
@@ -61,6 +61,27 @@ use socket::Socket;
 pub trait Session: Send {
     /// One event from the connection, in order.
     fn on_event(&mut self, conn: &mut Connection, event: ConnEvent);
+
+    /// The session's own work, on the loop thread only: its timers that
+    /// are due at `now`, and work other threads handed it and announced
+    /// with [`ConnHandle::wake`]. Called at every service of the
+    /// connection by its loop (so it must be cheap when there is nothing
+    /// to do).
+    fn poll(&mut self, conn: &mut Connection, now: Instant) {
+        let _ = (conn, now);
+    }
+
+    /// When [`poll`](Session::poll) must run next for a timer of the
+    /// session's (the loop merges it with the connection's own timers).
+    fn next_timeout(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// True when the calling thread is an event-loop thread (of any runtime):
+/// code that may wait checks it, since nothing may block a loop.
+pub fn on_loop_thread() -> bool {
+    event_loop::current_loop().is_some()
 }
 
 /// Makes the session of each accepted connection.

@@ -1,38 +1,31 @@
-//! One call on the server: the state shared by its handler, the
-//! connection's session and the deadline timer ([`CallShared`]), the
-//! handler's [`Context`], and the blocking request stream and response sink.
+//! One call on the server: the state its handler, the connection's session
+//! and the loop share ([`CallShared`]), and the handler's view of it
+//! ([`Context`], a cheap handle on that state).
 //!
 //! Completion happens exactly once, under the call's lock: the handler's
 //! result, a deadline, a client reset or a protocol failure, whichever
 //! comes first; later attempts are no-ops and the handler's further sends
 //! fail with CANCELLED.
+//!
+//! Sending never waits here: [`CallShared::send_message`] takes the
+//! stream's write quota if any is left and otherwise says so (the callback
+//! core turns that into "not ready, `on_ready` comes later"; the blocking
+//! sink of [`super::blocking`] into a wait on a worker thread).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use crossbeam_channel::{Receiver, Sender};
 use framer::hpack::{HeaderField, HeaderList};
-use framer::Reason;
-use loopy::{Item, StreamKey, WriteQuota};
-use parking_lot::Mutex;
+use loopy::{Item, StreamKey, Wake, WriteQuota};
+use parking_lot::{Condvar, Mutex};
 
-use super::service::Codec;
+use super::links::ConnLink;
 use crate::backlog::Backlog;
+use crate::conn::Slot;
 use crate::grpc::{self, Code, Encoding, Metadata, Status};
-use crate::runtime::ConnHandle;
-
-/// What the session hands a streaming handler.
-pub(crate) enum Incoming {
-    /// One message and the wire bytes it took (released when consumed).
-    Message(Bytes, usize),
-    /// The client half-closed.
-    End,
-    /// The call failed (reset, deadline, bad message).
-    Error(Status),
-}
 
 /// The compression facts of one call, from its request headers.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +38,15 @@ pub(crate) struct CallEncodings {
     pub(crate) request: Encoding,
 }
 
+/// What the request said about the call.
+pub(crate) struct RequestFacts {
+    pub(crate) peer: SocketAddr,
+    pub(crate) metadata: Metadata,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) method: String,
+    pub(crate) encodings: CallEncodings,
+}
+
 #[derive(Default)]
 struct CallState {
     headers_sent: bool,
@@ -53,13 +55,25 @@ struct CallState {
     trailers: Metadata,
 }
 
-/// The state of one call, shared by the handler thread, the connection's
-/// session and the deadline timer.
+/// Why a message could not be queued.
+pub(crate) enum SendRefused {
+    /// The stream's write quota is spent: `waiter` will be woken.
+    Full,
+    /// The call is over (or the message is not sendable): this status.
+    Failed(Status),
+}
+
+/// The state of one call, shared by its handler (any thread), the
+/// connection's session and the loop.
 pub(crate) struct CallShared {
     pub(crate) key: StreamKey,
-    pub(crate) handle: ConnHandle,
+    /// The connection: sends, and work for the session on the loop
+    /// (window releases, readiness).
+    pub(crate) link: Arc<ConnLink>,
     cancelled: AtomicBool,
     state: Mutex<CallState>,
+    /// Wakes `Context::sleep` when the call is cancelled.
+    cancel_cond: Condvar,
     quota: Option<Arc<WriteQuota>>,
     max_send: usize,
     /// The response encoding (`encoding_code`): the server's default, or
@@ -74,39 +88,50 @@ pub(crate) struct CallShared {
     accepts_gzip: bool,
     /// The client's grpc-encoding (what its compressed messages use).
     request_encoding: Encoding,
-    /// Streaming calls: where failures reach a handler blocked in `recv`.
-    incoming: Mutex<Option<Sender<Incoming>>>,
-    /// Streaming calls: request bytes waiting for the handler.
+    /// Request bytes taken from the connection and not yet by the handler.
     pub(crate) backlog: Backlog,
+    /// The connection's handler slot, held until the call is over (or
+    /// handed to a blocking handler's job, which holds it until the
+    /// handler returns).
+    slot: Mutex<Option<Slot>>,
+    /// Who hears that the quota has room again (set by the callback core).
+    pub(crate) ready_waiter: OnceLock<Arc<dyn Wake>>,
+    peer: SocketAddr,
+    metadata: Metadata,
+    deadline: Option<Instant>,
+    method: String,
 }
 
 impl CallShared {
     pub(crate) fn new(
         key: StreamKey,
-        handle: ConnHandle,
+        link: Arc<ConnLink>,
         quota: Option<Arc<WriteQuota>>,
         max_send: usize,
-        encodings: CallEncodings,
         backlog_limit: usize,
+        slot: Option<Slot>,
+        facts: RequestFacts,
     ) -> CallShared {
         CallShared {
             key,
-            handle,
+            link,
             cancelled: AtomicBool::new(false),
             state: Mutex::new(CallState::default()),
+            cancel_cond: Condvar::new(),
             quota,
             max_send,
-            send_encoding: AtomicU8::new(encoding_code(encodings.send)),
+            send_encoding: AtomicU8::new(encoding_code(facts.encodings.send)),
             plain_messages: AtomicBool::new(false),
-            accepts_gzip: encodings.accepts_gzip,
-            request_encoding: encodings.request,
-            incoming: Mutex::new(None),
+            accepts_gzip: facts.encodings.accepts_gzip,
+            request_encoding: facts.encodings.request,
             backlog: Backlog::new(backlog_limit),
+            slot: Mutex::new(slot),
+            ready_waiter: OnceLock::new(),
+            peer: facts.peer,
+            metadata: facts.metadata,
+            deadline: facts.deadline,
+            method: facts.method,
         }
-    }
-
-    pub(crate) fn set_incoming(&self, tx: Sender<Incoming>) {
-        *self.incoming.lock() = Some(tx);
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -115,6 +140,11 @@ impl CallShared {
 
     pub(crate) fn is_finished(&self) -> bool {
         self.state.lock().finished
+    }
+
+    /// Takes the handler slot (a blocking handler's job holds it).
+    pub(crate) fn take_slot(&self) -> Option<Slot> {
+        self.slot.lock().take()
     }
 
     /// The call's response encoding.
@@ -186,21 +216,70 @@ impl CallShared {
         Ok(())
     }
 
-    /// Sends one response message, waiting while the stream's write quota
-    /// is spent (flow-control backpressure).
-    pub(crate) fn send_message(
+    /// Checks and frames one response message.
+    pub(crate) fn frame_for_send(&self, payload: &[u8]) -> Result<Bytes, Status> {
+        self.check_send(payload)?;
+        self.frame(payload)
+    }
+
+    /// Frames `payload` and takes write quota for it without waiting:
+    /// `Full` registers `waiter` (woken when an acquire may succeed).
+    pub(crate) fn prepare(
         &self,
         payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), Status> {
-        self.check_send(payload)?;
-        let framed = self.frame(payload)?;
+        waiter: &Arc<dyn Wake>,
+    ) -> Result<Bytes, SendRefused> {
+        let framed = self.frame_for_send(payload).map_err(SendRefused::Failed)?;
         if let Some(quota) = &self.quota {
-            quota.acquire(framed.len(), deadline).map_err(|e| match e {
-                loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
-                loopy::QuotaError::Closed => Status::cancelled("the call was cancelled"),
-            })?;
+            match quota.poll_acquire(framed.len(), waiter) {
+                Ok(true) => {}
+                Ok(false) => return Err(SendRefused::Full),
+                Err(_) => {
+                    return Err(SendRefused::Failed(Status::cancelled(
+                        "the call was cancelled",
+                    )))
+                }
+            }
         }
+        Ok(framed)
+    }
+
+    /// Takes `n` bytes of write quota, waiting (on this thread, which must
+    /// not be a loop thread) while it is spent, until the call's deadline.
+    pub(crate) fn acquire_blocking(&self, n: usize) -> Result<(), Status> {
+        let Some(quota) = &self.quota else {
+            return Ok(());
+        };
+        if crate::runtime::on_loop_thread() {
+            // Nothing may wait on a loop: take it if there is room, else
+            // say so (blocking sinks belong on worker threads).
+            return match quota.try_acquire(n) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Status::resource_exhausted(
+                    "the stream's send queue is full and a blocking send on an event-loop \
+                     thread cannot wait (use ServerCall from a callback handler)",
+                )),
+                Err(_) => Err(Status::cancelled("the call was cancelled")),
+            };
+        }
+        quota.acquire(n, self.deadline).map_err(|e| match e {
+            loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
+            loopy::QuotaError::Closed => Status::cancelled("the call was cancelled"),
+        })
+    }
+
+    /// True if another message may be queued now; otherwise `waiter` is
+    /// registered and woken once it may.
+    pub(crate) fn poll_ready(&self, waiter: &Arc<dyn Wake>) -> bool {
+        match &self.quota {
+            Some(quota) => quota.poll_ready(waiter).unwrap_or(true),
+            None => true,
+        }
+    }
+
+    /// Queues a framed message whose quota is taken (headers first if
+    /// they have not gone).
+    pub(crate) fn queue_framed(&self, framed: Bytes) -> Result<(), Status> {
         let mut items = Vec::with_capacity(2);
         {
             let mut state = self.state.lock();
@@ -221,7 +300,7 @@ impl CallShared {
                 end_stream: false,
             });
         }
-        self.handle
+        self.link
             .send(items)
             .map_err(|_| Status::unavailable("the connection is closed"))
     }
@@ -242,14 +321,16 @@ impl CallShared {
             end_stream: false,
         };
         drop(state);
-        self.handle
+        self.link
             .send([item])
             .map_err(|_| Status::unavailable("the connection is closed"))
     }
 
     /// Ends the call: an optional last message, then the status in the
     /// trailers (or a trailers-only response). Exactly once; returns false
-    /// if the call had already ended.
+    /// if the call had already ended. The handler slot is freed just
+    /// before the last frame goes out: a client that sees the stream end
+    /// may open the next one.
     pub(crate) fn finish(&self, message: Option<&[u8]>, status: Status) -> bool {
         let mut status = status;
         let framed = match message {
@@ -298,54 +379,31 @@ impl CallShared {
             });
             items
         };
-        let _ = self.handle.send(items);
+        drop(self.take_slot());
+        let _ = self.link.send(items);
         true
     }
 
-    /// The client went away (reset, connection closed): the handler's
-    /// blocked operations fail with CANCELLED, nothing more is sent.
-    pub(crate) fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Release);
+    /// The call is over for the handler (client reset, deadline,
+    /// connection closed): its sends fail with CANCELLED, its quota
+    /// closes, a sleeping handler wakes. Returns false if it already was.
+    pub(crate) fn cancel(&self) -> bool {
+        if self.cancelled.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        if let Some(quota) = &self.quota {
+            quota.close();
+        }
+        drop(self.take_slot());
+        let _guard = self.state.lock();
+        self.cancel_cond.notify_all();
+        true
+    }
+
+    /// Marks the call finished without sending anything (the stream is
+    /// gone).
+    pub(crate) fn mark_finished(&self) {
         self.state.lock().finished = true;
-        self.fail_incoming(Status::cancelled("the call was cancelled by the client"));
-        if let Some(quota) = &self.quota {
-            quota.close();
-        }
-    }
-
-    fn fail_incoming(&self, status: Status) {
-        if let Some(tx) = self.incoming.lock().take() {
-            let _ = tx.send(Incoming::Error(status));
-        }
-    }
-}
-
-impl crate::deadline::Expire for CallShared {
-    /// The deadline passed: the handler sees cancellation, the client gets
-    /// DEADLINE_EXCEEDED in the trailers, and if it is still sending, the
-    /// trailers are followed by RST_STREAM(NO_ERROR) (RFC 9113 §8.1: the
-    /// response is complete, stop sending the request).
-    ///
-    /// NO_ERROR, not CANCEL, as grpc-go's and C-core's servers do: a
-    /// C-core client that gets RST_STREAM(CANCEL) before its application
-    /// has read the trailers reports CANCELLED instead of the
-    /// DEADLINE_EXCEEDED the trailers carry (seen in the interop suite's
-    /// timeout_on_sleeping_server, about half the runs). A call already
-    /// finished is left alone.
-    fn expire(&self) {
-        if self.is_finished() {
-            return;
-        }
-        self.cancelled.store(true, Ordering::Release);
-        self.fail_incoming(Status::deadline_exceeded("deadline exceeded"));
-        if let Some(quota) = &self.quota {
-            quota.close();
-        }
-        if self.finish(None, Status::deadline_exceeded("deadline exceeded")) {
-            let key = self.key;
-            self.handle
-                .with(|conn| conn.reset_after_response(key, Reason::NO_ERROR, Instant::now()));
-        }
     }
 }
 
@@ -375,21 +433,18 @@ fn merge(base: &Metadata, extra: &Metadata) -> Metadata {
 }
 
 /// What a handler knows about its call, and how it shapes the response
-/// metadata.
+/// metadata. Cheap to clone (one shared record per call).
+#[derive(Clone)]
 pub struct Context {
     pub(crate) call: Arc<CallShared>,
-    pub(crate) peer: SocketAddr,
-    pub(crate) metadata: Metadata,
-    pub(crate) deadline: Option<Instant>,
-    pub(crate) method: String,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("method", &self.method)
-            .field("peer", &self.peer)
-            .field("deadline", &self.deadline)
+            .field("method", &self.call.method)
+            .field("peer", &self.call.peer)
+            .field("deadline", &self.call.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -397,27 +452,28 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// The client's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        self.call.peer
     }
 
     /// The request metadata (custom headers; reserved ones are not here).
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        &self.call.metadata
     }
 
     /// The full method name, `/package.Service/Method`.
     pub fn method(&self) -> &str {
-        &self.method
+        &self.call.method
     }
 
     /// The call's deadline, from the client's `grpc-timeout`.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.call.deadline
     }
 
     /// Time left before the deadline (`None`: no deadline).
     pub fn time_remaining(&self) -> Option<Duration> {
-        self.deadline
+        self.call
+            .deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
@@ -504,14 +560,25 @@ impl Context {
         self.call.plain_messages.store(!on, Ordering::Release);
     }
 
-    /// Sleeps up to `d`, returning early (false) if the call is cancelled.
+    /// Waits up to `d` (blocking handlers only), returning early (false)
+    /// if the call is cancelled: the cancellation wakes it. On an event
+    /// loop thread it does not wait (nothing may block a loop) and
+    /// returns whether the call is still live.
     pub fn sleep(&self, d: Duration) -> bool {
+        if crate::runtime::on_loop_thread() {
+            return !self.is_cancelled();
+        }
         let end = Instant::now() + d;
-        while Instant::now() < end {
-            if self.is_cancelled() {
-                return false;
+        let mut state = self.call.state.lock();
+        while !self.is_cancelled() {
+            if self
+                .call
+                .cancel_cond
+                .wait_until(&mut state, end)
+                .timed_out()
+            {
+                break;
             }
-            std::thread::sleep((end - Instant::now()).min(Duration::from_millis(5)));
         }
         !self.is_cancelled()
     }
@@ -540,158 +607,6 @@ impl std::fmt::Display for SetCompressionError {
 }
 
 impl std::error::Error for SetCompressionError {}
-
-/// The request messages of a streaming call, as bytes.
-pub struct RawRequests {
-    rx: Receiver<Incoming>,
-    call: Arc<CallShared>,
-    done: bool,
-}
-
-impl std::fmt::Debug for RawRequests {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawRequests")
-            .field("done", &self.done)
-            .finish()
-    }
-}
-
-impl RawRequests {
-    pub(crate) fn new(rx: Receiver<Incoming>, call: Arc<CallShared>) -> RawRequests {
-        RawRequests {
-            rx,
-            call,
-            done: false,
-        }
-    }
-
-    /// The next request message; `Ok(None)` once the client half-closed.
-    /// Blocks until a message arrives; fails with CANCELLED (or
-    /// DEADLINE_EXCEEDED) if the call ends first.
-    pub fn recv(&mut self) -> Result<Option<Bytes>, Status> {
-        if self.done {
-            return Ok(None);
-        }
-        match self.rx.recv() {
-            Ok(Incoming::Message(message, wire)) => {
-                let release = self.call.backlog.consumed(wire);
-                if release > 0 {
-                    let key = self.call.key;
-                    self.call
-                        .handle
-                        .with(|conn| conn.release_capacity(key, release));
-                }
-                Ok(Some(message))
-            }
-            Ok(Incoming::End) => {
-                self.done = true;
-                Ok(None)
-            }
-            Ok(Incoming::Error(status)) => {
-                self.done = true;
-                Err(status)
-            }
-            Err(_) => {
-                self.done = true;
-                Err(Status::cancelled("the call was cancelled"))
-            }
-        }
-    }
-}
-
-type DecodeFn<T> = Arc<dyn Fn(Bytes) -> Result<T, Status> + Send + Sync>;
-type EncodeFn<T> = Arc<dyn Fn(&T, &mut BytesMut) -> Result<(), Status> + Send + Sync>;
-
-/// A streaming call's requests, decoded with the method's codec.
-pub struct RequestStream<T> {
-    raw: RawRequests,
-    decode: DecodeFn<T>,
-}
-
-impl<T> std::fmt::Debug for RequestStream<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.raw.fmt(f)
-    }
-}
-
-impl<T: Send + 'static> RequestStream<T> {
-    pub(crate) fn new<C: Codec<Decode = T>>(raw: RawRequests, codec: Arc<C>) -> RequestStream<T> {
-        RequestStream {
-            raw,
-            decode: Arc::new(move |bytes| codec.decode(bytes)),
-        }
-    }
-
-    /// The next request; `Ok(None)` once the client half-closed.
-    pub fn recv(&mut self) -> Result<Option<T>, Status> {
-        match self.raw.recv()? {
-            Some(bytes) => (self.decode)(bytes).map(Some),
-            None => Ok(None),
-        }
-    }
-}
-
-impl<T: Send + 'static> Iterator for RequestStream<T> {
-    type Item = Result<T, Status>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.recv().transpose()
-    }
-}
-
-/// Where a streaming handler sends response messages, as bytes.
-pub struct RawSink {
-    call: Arc<CallShared>,
-    deadline: Option<Instant>,
-}
-
-impl std::fmt::Debug for RawSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawSink")
-            .field("key", &self.call.key)
-            .finish()
-    }
-}
-
-impl RawSink {
-    pub(crate) fn new(call: Arc<CallShared>, deadline: Option<Instant>) -> RawSink {
-        RawSink { call, deadline }
-    }
-
-    /// Sends one message. Blocks while the stream's buffered output is over
-    /// its quota (the client reads slowly); fails once the call is over.
-    pub fn send(&self, message: &[u8]) -> Result<(), Status> {
-        self.call.send_message(message, self.deadline)
-    }
-}
-
-/// A streaming call's responses, encoded with the method's codec.
-pub struct ResponseSink<T> {
-    raw: RawSink,
-    encode: EncodeFn<T>,
-}
-
-impl<T> std::fmt::Debug for ResponseSink<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.raw.fmt(f)
-    }
-}
-
-impl<T: Send + 'static> ResponseSink<T> {
-    pub(crate) fn new<C: Codec<Encode = T>>(raw: RawSink, codec: Arc<C>) -> ResponseSink<T> {
-        ResponseSink {
-            raw,
-            encode: Arc::new(move |item, dst| codec.encode(item, dst)),
-        }
-    }
-
-    /// Sends one response (see [`RawSink::send`]).
-    pub fn send(&self, item: &T) -> Result<(), Status> {
-        let mut buf = BytesMut::new();
-        (self.encode)(item, &mut buf)?;
-        self.raw.send(&buf)
-    }
-}
 
 /// The status a handler's error becomes; `Code::Ok` from a handler error is
 /// turned into UNKNOWN (an error must not look like success).

@@ -27,12 +27,17 @@
 //! that never block); client- and bidi-streaming handlers always use the
 //! pool, since they wait for messages.
 
+mod blocking;
 mod call;
 pub mod health;
+mod links;
+mod reactor;
 mod service;
 mod session;
 
-pub use call::{Context, RawRequests, RawSink, RequestStream, ResponseSink, SetCompressionError};
+pub use blocking::{RawRequests, RawSink, RequestStream, ResponseSink};
+pub use call::{Context, SetCompressionError};
+pub use reactor::{ReactorFactory, SendError, SendState, ServerCall, ServerReactor};
 pub use service::{BytesCodec, Codec, MethodDesc, MethodKind, ProstCodec, ServiceDesc};
 
 use std::collections::HashMap;
@@ -45,7 +50,6 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::conn::{ConnConfig, EnforcementPolicy, SendBudget, ServerKeepalive};
-use crate::deadline::Deadlines;
 use crate::grpc::{Encoding, Status};
 use crate::pool::{Job, Pool};
 use crate::runtime::{
@@ -121,8 +125,15 @@ pub struct ServerConfig {
     pub listener: ListenerConfig,
     /// Worker threads always running (default 4 × cores).
     pub workers: usize,
-    /// The most worker threads (default 1,024).
+    /// The most worker threads for blocking unary and server-streaming
+    /// handlers (default 1,024); a call past it is refused with
+    /// RESOURCE_EXHAUSTED.
     pub max_workers: usize,
+    /// The most worker threads for blocking client- and bidi-streaming
+    /// handlers (default 256), apart from `max_workers` so that idle
+    /// streams cannot starve unary calls; a call past it is refused with
+    /// RESOURCE_EXHAUSTED.
+    pub max_stream_workers: usize,
     /// Run unary and server-streaming handlers on the event-loop thread.
     pub inline_handlers: bool,
     /// Response bytes queued across every connection beyond what the
@@ -160,6 +171,7 @@ impl Default for ServerConfig {
             listener: ListenerConfig::default(),
             workers: 4 * cores,
             max_workers: 1024,
+            max_stream_workers: 256,
             inline_handlers: false,
             max_queued_bytes: 256 << 20,
             unary_interceptors: Vec::new(),
@@ -297,17 +309,43 @@ impl ServerBuilder {
 pub(crate) struct ServerShared {
     pub(crate) config: ServerConfig,
     pub(crate) services: HashMap<String, HashMap<String, Handler>>,
-    pub(crate) deadlines: Deadlines,
     pool: Arc<Pool>,
+    stream_pool: Arc<Pool>,
+    /// Calls refused because no worker could take them.
+    refused_calls: std::sync::atomic::AtomicU64,
+    /// Handlers (and interceptors, and reactor callbacks) that panicked.
+    handler_panics: std::sync::atomic::AtomicU64,
     conns: Mutex<Vec<ConnHandle>>,
     /// The server-wide cap on queued response bytes.
     send_budget: SendBudget,
 }
 
 impl ServerShared {
-    pub(crate) fn submit(&self, job: Job) {
-        // Refused only once the pool is gone (the server is stopping).
+    /// Runs a blocking unary or server-streaming handler's job, if a
+    /// worker can take it now.
+    pub(crate) fn try_submit_unary(&self, job: Job) -> Result<(), Job> {
+        self.pool.submit(job)
+    }
+
+    /// Runs a blocking streaming handler's job, if a worker can take it.
+    pub(crate) fn try_submit_stream(&self, job: Job) -> Result<(), Job> {
+        self.stream_pool.submit(job)
+    }
+
+    /// Runs a reactor's callbacks (short, non-blocking) on the callback
+    /// pool.
+    pub(crate) fn submit_callback(&self, job: Job) {
         let _ = self.pool.submit(job);
+    }
+
+    pub(crate) fn count_refused(&self) {
+        self.refused_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_panic(&self) {
+        self.handler_panics
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runs the unary interceptors, in order, around `handler`.
@@ -368,11 +406,8 @@ impl Acceptor for GrpcAcceptor {
         let mut conns = self.shared.conns.lock();
         conns.retain(|c| !c.is_closed());
         conns.push(handle.clone());
-        Box::new(GrpcSession {
-            server: self.shared.clone(),
-            handle,
-            calls: HashMap::new(),
-        })
+        let link = Arc::new(links::ConnLink::runtime(handle));
+        Box::new(GrpcSession::new(self.shared.clone(), link))
     }
 }
 
@@ -434,6 +469,49 @@ impl Server {
         self.start_with(move |runtime, acceptor| runtime.listen_unix_abstract(&name, acceptor))
     }
 
+    /// The state every connection's session shares (the server starts).
+    fn take_shared(&mut self) -> Arc<ServerShared> {
+        self.started = true;
+        let pool = Pool::new(self.config.workers, self.config.max_workers);
+        Arc::new(ServerShared {
+            config: self.config.clone(),
+            services: std::mem::take(&mut self.services),
+            pool,
+            stream_pool: Pool::new(1, self.config.max_stream_workers),
+            refused_calls: Default::default(),
+            handler_panics: Default::default(),
+            conns: Mutex::new(Vec::new()),
+            send_budget: SendBudget::new(self.config.max_queued_bytes),
+        })
+    }
+
+    /// The server's call logic without a runtime: a
+    /// [`DetachedServer`] makes a [`ServerSession`] for each connection
+    /// the caller drives itself, byte-in/byte-out (tests on a virtual
+    /// clock, custom transports). Handlers, pools and limits are the
+    /// started server's.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Instant;
+    /// use mio_grpc::conn::{ConnConfig, Connection};
+    /// use mio_grpc::loopy::{NoWake, Role};
+    /// use mio_grpc::server::Server;
+    ///
+    /// let mut server = Server::builder().build();
+    /// let detached = server.detached().unwrap();
+    /// let conn = Connection::new(Role::Server, ConnConfig::default(), Arc::new(NoWake), Instant::now(), 1);
+    /// let _session = detached.session(&conn);
+    /// ```
+    pub fn detached(&mut self) -> Result<DetachedServer, ServerError> {
+        if self.started {
+            return Err(ServerError::AlreadyStarted);
+        }
+        Ok(DetachedServer {
+            shared: self.take_shared(),
+        })
+    }
+
     fn start_with(
         &mut self,
         listen: impl FnOnce(&Runtime, Arc<dyn Acceptor>) -> io::Result<ListenerHandle>,
@@ -441,21 +519,8 @@ impl Server {
         if self.started {
             return Err(ServerError::AlreadyStarted);
         }
-        self.started = true;
         let runtime = Runtime::new(self.config.runtime.clone())?;
-        let pool = Pool::new(self.config.workers, self.config.max_workers);
-        let shared = Arc::new(ServerShared {
-            config: self.config.clone(),
-            services: std::mem::take(&mut self.services),
-            deadlines: Deadlines::default(),
-            pool,
-            conns: Mutex::new(Vec::new()),
-            send_budget: SendBudget::new(self.config.max_queued_bytes),
-        });
-        let timer_shared = shared.clone();
-        let timer = std::thread::Builder::new()
-            .name("mio-grpc-deadlines".into())
-            .spawn(move || timer_shared.deadlines.run())?;
+        let shared = self.take_shared();
         let acceptor = Arc::new(GrpcAcceptor {
             shared: shared.clone(),
         });
@@ -465,7 +530,6 @@ impl Server {
                 runtime,
                 listener,
                 shared,
-                timer,
             })),
         })
     }
@@ -483,7 +547,64 @@ struct Running {
     runtime: Runtime,
     listener: ListenerHandle,
     shared: Arc<ServerShared>,
-    timer: std::thread::JoinHandle<()>,
+}
+
+/// A server whose connections the caller drives (see
+/// [`Server::detached`]).
+pub struct DetachedServer {
+    shared: Arc<ServerShared>,
+}
+
+impl std::fmt::Debug for DetachedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetachedServer").finish_non_exhaustive()
+    }
+}
+
+impl DetachedServer {
+    /// The gRPC session for `conn` (a server-role connection). Feed it
+    /// every event `conn` reports, and call its
+    /// [`poll`](Session::poll) at each step and when its
+    /// [`next_timeout`](Session::next_timeout) is due; handler output
+    /// goes into `conn`'s control buffer.
+    pub fn session(&self, conn: &crate::conn::Connection) -> ServerSession {
+        let link = Arc::new(links::ConnLink::detached(conn.buffer().clone()));
+        ServerSession(GrpcSession::new(self.shared.clone(), link))
+    }
+
+    /// Calls refused because no worker could take them, and handlers
+    /// that panicked, so far.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.shared.refused_calls.load(Relaxed),
+            self.shared.handler_panics.load(Relaxed),
+        )
+    }
+}
+
+/// The gRPC call logic of one connection driven by its owner (see
+/// [`DetachedServer::session`]).
+pub struct ServerSession(GrpcSession);
+
+impl std::fmt::Debug for ServerSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerSession").finish_non_exhaustive()
+    }
+}
+
+impl Session for ServerSession {
+    fn on_event(&mut self, conn: &mut crate::conn::Connection, event: crate::conn::ConnEvent) {
+        self.0.on_event(conn, event);
+    }
+
+    fn poll(&mut self, conn: &mut crate::conn::Connection, now: Instant) {
+        self.0.poll(conn, now);
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        self.0.next_timeout()
+    }
 }
 
 /// A started server.
@@ -569,8 +690,6 @@ impl ServerHandle {
 
 fn finish(running: Running) {
     running.runtime.shutdown();
-    running.shared.deadlines.stop();
-    let _ = running.timer.join();
 }
 
 impl Drop for ServerHandle {

@@ -1,14 +1,16 @@
 //! Services and methods: `ServiceDesc` (a name and its methods, as
-//! grpc-go's), `MethodDesc` with the four handler kinds, and the `Codec`
-//! that turns messages into bytes (prost messages, or raw `Bytes` for
-//! proxies and benches).
+//! grpc-go's), `MethodDesc` with the four blocking handler kinds and the
+//! callback (reactor) handlers, and the `Codec` that turns messages into
+//! bytes (prost messages, or raw `Bytes` for proxies and benches).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::call::{Context, RawRequests, RawSink, RequestStream, ResponseSink};
+use super::blocking::{RawRequests, RawSink, RequestStream, ResponseSink};
+use super::call::Context;
+use super::reactor::{ReactorFactory, ServerCall, ServerReactor};
 use crate::grpc::Status;
 
 /// Serialises one message type and parses another.
@@ -81,6 +83,26 @@ pub enum MethodKind {
     BidiStreaming,
 }
 
+type UnaryCallbackFn = dyn Fn(&ServerCall, Bytes) + Send + Sync;
+
+/// The reactor behind [`MethodDesc::callback_unary`].
+struct UnaryCallback {
+    f: Arc<UnaryCallbackFn>,
+    request: Option<Bytes>,
+}
+
+impl ServerReactor for UnaryCallback {
+    fn on_message(&mut self, _call: &ServerCall, message: Bytes) {
+        self.request = Some(message);
+    }
+
+    fn on_half_close(&mut self, call: &ServerCall) {
+        if let Some(request) = self.request.take() {
+            (self.f)(call, request);
+        }
+    }
+}
+
 type UnaryFn = dyn Fn(&Context, Bytes) -> Result<Bytes, Status> + Send + Sync;
 type ClientStreamingFn = dyn Fn(&Context, RawRequests) -> Result<Bytes, Status> + Send + Sync;
 type ServerStreamingFn = dyn Fn(&Context, Bytes, RawSink) -> Result<(), Status> + Send + Sync;
@@ -94,6 +116,13 @@ pub(crate) enum Handler {
     ClientStreaming(Arc<ClientStreamingFn>),
     ServerStreaming(Arc<ServerStreamingFn>),
     Bidi(Arc<BidiFn>),
+    /// A callback handler: a reactor per call, whose callbacks run on the
+    /// loop (`on_pool: false`) or on the callback pool.
+    Reactor {
+        kind: MethodKind,
+        factory: Arc<ReactorFactory>,
+        on_pool: bool,
+    },
 }
 
 /// One method of a service.
@@ -125,7 +154,93 @@ impl MethodDesc {
             Handler::ClientStreaming(_) => MethodKind::ClientStreaming,
             Handler::ServerStreaming(_) => MethodKind::ServerStreaming,
             Handler::Bidi(_) => MethodKind::BidiStreaming,
+            Handler::Reactor { kind, .. } => kind,
         }
+    }
+
+    /// A callback method: `factory` makes a [`ServerReactor`] for each
+    /// call, whose callbacks run on the connection's event loop (the
+    /// default; they must not block) or, after
+    /// [`on_pool`](Self::on_pool), on the server's callback pool. `kind`
+    /// says how many request messages the call has: unary and
+    /// server-streaming reactors get exactly one (a second, or none, ends
+    /// the call with INTERNAL before the reactor sees it).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use mio_grpc::grpc::Status;
+    /// use mio_grpc::server::{MethodDesc, MethodKind, ServerCall, ServerReactor, ServiceDesc};
+    ///
+    /// /// Counts the client's messages and answers with the count.
+    /// #[derive(Default)]
+    /// struct Count(u32);
+    ///
+    /// impl ServerReactor for Count {
+    ///     fn on_message(&mut self, _call: &ServerCall, _message: Bytes) {
+    ///         self.0 += 1;
+    ///     }
+    ///     fn on_half_close(&mut self, call: &ServerCall) {
+    ///         call.finish_with_message(&self.0.to_be_bytes());
+    ///     }
+    /// }
+    ///
+    /// let method = MethodDesc::reactor("Count", MethodKind::ClientStreaming, |_call| {
+    ///     Box::new(Count::default()) as Box<dyn ServerReactor>
+    /// });
+    /// let service = ServiceDesc::new("demo.Counter").method(method);
+    /// assert_eq!(service.methods()[0].kind(), MethodKind::ClientStreaming);
+    /// ```
+    pub fn reactor<F>(name: &str, kind: MethodKind, factory: F) -> MethodDesc
+    where
+        F: Fn(&ServerCall) -> Box<dyn ServerReactor> + Send + Sync + 'static,
+    {
+        MethodDesc {
+            name: name.to_string(),
+            handler: Handler::Reactor {
+                kind,
+                factory: Arc::new(factory),
+                on_pool: false,
+            },
+        }
+    }
+
+    /// A unary callback method: `f` gets the call and its request and
+    /// answers through the call (at once, with
+    /// [`ServerCall::finish_with_message`], or later from any thread).
+    /// It runs on the event loop unless [`on_pool`](Self::on_pool) is
+    /// set, so it must not block.
+    ///
+    /// ```
+    /// use mio_grpc::server::{MethodDesc, ServiceDesc};
+    ///
+    /// let echo = MethodDesc::callback_unary("Echo", |call, request| {
+    ///     call.finish_with_message(&request);
+    /// });
+    /// let service = ServiceDesc::new("demo.Echo").method(echo);
+    /// assert_eq!(service.methods()[0].name(), "Echo");
+    /// ```
+    pub fn callback_unary<F>(name: &str, f: F) -> MethodDesc
+    where
+        F: Fn(&ServerCall, Bytes) + Send + Sync + 'static,
+    {
+        let f: Arc<UnaryCallbackFn> = Arc::new(f);
+        MethodDesc::reactor(name, MethodKind::Unary, move |_call| {
+            Box::new(UnaryCallback {
+                f: f.clone(),
+                request: None,
+            })
+        })
+    }
+
+    /// Runs this callback method's callbacks on the server's callback
+    /// pool instead of the event loop (for callbacks that do more than a
+    /// few microseconds of work). No effect on blocking handlers, which
+    /// always run on a worker pool.
+    pub fn on_pool(mut self) -> MethodDesc {
+        if let Handler::Reactor { on_pool, .. } = &mut self.handler {
+            *on_pool = true;
+        }
+        self
     }
 
     /// A unary method with prost messages: `fn(&Context, Req) -> Result<Resp, Status>`.
@@ -265,6 +380,13 @@ impl ServiceDesc {
             name: name.to_string(),
             methods: Vec::new(),
         }
+    }
+
+    /// Runs the callbacks of every callback method added so far on the
+    /// server's callback pool (see [`MethodDesc::on_pool`]).
+    pub fn callbacks_on_pool(mut self) -> ServiceDesc {
+        self.methods = self.methods.into_iter().map(MethodDesc::on_pool).collect();
+        self
     }
 
     /// Adds a method.

@@ -1,10 +1,16 @@
 //! The gRPC side of one connection, on its event loop: validates each
 //! request (PROTOCOL-HTTP2.md), routes `:path` to a method, decodes the
 //! length-prefixed messages across DATA frames under the receive limit,
-//! and dispatches handlers (worker pool, or inline for unary and
-//! server-streaming calls when asked).
+//! and drives each call's handler: a reactor's callbacks (inline, or
+//! posted to the callback pool), or a blocking handler on a bounded pool.
+//!
+//! Time is the loop's: call deadlines sit in the session's timer heap
+//! (`Session::next_timeout`), and what other threads hand the session
+//! (window releases, readiness) arrives through its [`ConnLink`] inbox,
+//! drained in `Session::poll`. Nothing here waits.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,47 +18,59 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use framer::hpack::{HeaderField, HeaderList};
 use framer::{Reason, StreamId};
-use loopy::{Item, StreamKey};
+use loopy::{Item, StreamKey, Wake};
 
-use super::call::{
-    error_status, CallEncodings, CallShared, Context, Incoming, RawRequests, RawSink,
-};
-use super::service::Handler;
+use super::blocking::{self, Incoming};
+use super::call::{CallEncodings, CallShared, Context, RequestFacts};
+use super::links::{Cmd, ConnLink, ReadyWake};
+use super::reactor::{self, Mailbox, MailboxWake, Reaction, ServerCall, ServerReactor, Signal};
+use super::service::{Handler, MethodKind};
 use super::ServerShared;
 use crate::conn::validate::RequestHead;
-use crate::conn::{ConnEvent, Connection, Slot};
+use crate::conn::{ConnEvent, Connection};
 use crate::grpc::{self, Encoding, MessageDecoder, Metadata, Status};
-use crate::runtime::{ConnHandle, Session};
+use crate::runtime::Session;
 
-/// Where a call's request messages go.
-enum Delivery {
-    /// Unary and server-streaming: collect the one request message, then
-    /// dispatch at END_STREAM.
-    Collect {
-        handler: Handler,
-        ctx: Option<Context>,
-        message: Option<Bytes>,
-        count: usize,
-    },
-    /// Client- and bidi-streaming: the handler runs; messages go to it.
-    Stream(Sender<Incoming>),
+/// Who handles a call's events.
+enum Runner {
+    /// A reactor whose callbacks run here, on the loop.
+    Inline(Box<dyn ServerReactor>),
+    /// A reactor whose callbacks run on the callback pool, in order.
+    Pooled(Arc<Mailbox>),
+    /// A blocking unary or server-streaming handler, dispatched once the
+    /// request is complete.
+    Blocking(Handler),
+    /// A blocking client- or bidi-streaming handler, running; its
+    /// requests go through this channel.
+    BlockingStream(Sender<Incoming>),
+    /// Nothing more to deliver (finished, refused, panicked, cancelled).
+    Done,
 }
 
-pub(crate) struct CallEntry {
-    call: Arc<CallShared>,
-    /// The call's handler slot until its handler is dispatched (then the
-    /// job holds it until the handler returns).
-    slot: Option<Slot>,
+struct CallEntry {
+    call: ServerCall,
+    kind: MethodKind,
     decoder: MessageDecoder,
     encoding: Encoding,
-    delivery: Delivery,
+    /// Unary and server-streaming: the request message, delivered at the
+    /// half-close once it is known to be the only one.
+    single: Option<Bytes>,
+    runner: Runner,
+}
+
+impl CallEntry {
+    fn collects(&self) -> bool {
+        matches!(self.kind, MethodKind::Unary | MethodKind::ServerStreaming)
+    }
 }
 
 /// One connection's calls.
 pub(crate) struct GrpcSession {
     pub(crate) server: Arc<ServerShared>,
-    pub(crate) handle: ConnHandle,
-    pub(crate) calls: HashMap<StreamKey, CallEntry>,
+    pub(crate) link: Arc<ConnLink>,
+    calls: HashMap<StreamKey, CallEntry>,
+    /// Call deadlines (the loop's timer heap merges the earliest).
+    deadlines: BinaryHeap<Reverse<(Instant, StreamKey)>>,
 }
 
 impl Session for GrpcSession {
@@ -70,24 +88,52 @@ impl Session for GrpcSession {
             } => self.on_data(conn, key, data, end_stream),
             ConnEvent::Trailers { key, .. } => self.on_end(conn, key),
             ConnEvent::Reset { key, .. } | ConnEvent::Dropped { key, .. } => {
-                if let Some(entry) = self.calls.remove(&key) {
-                    entry.call.cancel();
+                if let Some(mut entry) = self.calls.remove(&key) {
+                    entry.call.call.mark_finished();
+                    self.cancel(
+                        &mut entry,
+                        Status::cancelled("the call was cancelled by the client"),
+                    );
                 }
             }
             ConnEvent::Closed { key } => {
-                if let Some(entry) = self.calls.remove(&key) {
-                    if !entry.call.is_finished() {
-                        entry.call.cancel();
+                if let Some(mut entry) = self.calls.remove(&key) {
+                    if !entry.call.call.is_finished() {
+                        entry.call.call.mark_finished();
+                        self.cancel(&mut entry, Status::cancelled("the stream closed"));
                     }
                 }
             }
             ConnEvent::ConnectionClosed { .. } => {
-                for (_, entry) in self.calls.drain() {
-                    entry.call.cancel();
+                let calls: Vec<_> = self.calls.drain().map(|(_, e)| e).collect();
+                for mut entry in calls {
+                    entry.call.call.mark_finished();
+                    self.cancel(&mut entry, Status::cancelled("the connection closed"));
                 }
+                self.deadlines.clear();
             }
             _ => {}
         }
+    }
+
+    fn poll(&mut self, conn: &mut Connection, now: Instant) {
+        for cmd in self.link.take() {
+            match cmd {
+                Cmd::Release(key, n) => conn.release_capacity(key, n),
+                Cmd::Ready(key) => self.on_ready(key),
+            }
+        }
+        while let Some(Reverse((at, key))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            self.expire(conn, key, now);
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
 }
 
@@ -121,6 +167,15 @@ fn is_grpc_content_type(value: &[u8]) -> bool {
 }
 
 impl GrpcSession {
+    pub(crate) fn new(server: Arc<ServerShared>, link: Arc<ConnLink>) -> GrpcSession {
+        GrpcSession {
+            server,
+            link,
+            calls: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+        }
+    }
+
     /// Answers a request that never becomes a call.
     fn reject(
         &self,
@@ -173,9 +228,10 @@ impl GrpcSession {
                 Status::unimplemented(format!("unknown method {method} for service {service}"));
             return self.reject(conn, key, 200, status, end_stream);
         };
+        let now = Instant::now();
         let deadline = match header(&head, "grpc-timeout") {
             Some(value) => match grpc::parse_timeout(value) {
-                Ok(timeout) => Some(Instant::now() + timeout),
+                Ok(timeout) => Some(now + timeout),
                 Err(e) => {
                     let status = Status::internal(format!("malformed grpc-timeout: {e}"));
                     return self.reject(conn, key, 200, status, end_stream);
@@ -210,42 +266,68 @@ impl GrpcSession {
             accepts_gzip,
             request: encoding,
         };
-        // Held until the handler returns (the connection reports no more
-        // requests than MAX_CONCURRENT_STREAMS whose slots are held).
+        // Held until the call is over (or its blocking handler returns):
+        // the connection reports no more requests than
+        // MAX_CONCURRENT_STREAMS whose slots are held.
         let slot = conn.take_slot(key);
-        let metadata = Metadata::from_headers(&head.fields);
+        let peer = self.link.handle().map_or_else(
+            || std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            |h| h.peer_addr(),
+        );
         let call = Arc::new(CallShared::new(
             key,
-            self.handle.clone(),
+            self.link.clone(),
             conn.write_quota(key),
             self.server.config.max_send_message_size,
-            encodings,
             self.server.config.max_receive_message_size,
+            slot,
+            RequestFacts {
+                peer,
+                metadata: Metadata::from_headers(&head.fields),
+                deadline,
+                method: path,
+                encodings,
+            },
         ));
         if let Some(at) = deadline {
-            self.server.deadlines.add(at, &call);
+            self.deadlines.push(Reverse((at, key)));
         }
-        let ctx = Context {
-            call: call.clone(),
-            peer: self.handle.peer_addr(),
-            metadata,
-            deadline,
-            method: path,
-        };
-        let mut slot = slot;
-        let delivery = match handler {
-            Handler::Unary(_) | Handler::ServerStreaming(_) => Delivery::Collect {
-                handler,
-                ctx: Some(ctx),
-                message: None,
-                count: 0,
-            },
-            Handler::ClientStreaming(_) | Handler::Bidi(_) => {
-                let (tx, rx) = crossbeam_channel::unbounded();
-                call.set_incoming(tx.clone());
-                let requests = RawRequests::new(rx, call.clone());
-                self.dispatch_stream(handler, ctx, requests, slot.take());
-                Delivery::Stream(tx)
+        let call = ServerCall::new(Context { call });
+        let kind = handler_kind(&handler);
+        let runner = match handler {
+            Handler::Reactor {
+                factory, on_pool, ..
+            } => {
+                if on_pool {
+                    let mailbox = Mailbox::new(call.clone(), factory, &self.server);
+                    let waiter: Arc<dyn Wake> = Arc::new(MailboxWake(Arc::downgrade(&mailbox)));
+                    let _ = call.call.ready_waiter.set(waiter);
+                    mailbox.post(Signal::Start);
+                    Runner::Pooled(mailbox)
+                } else {
+                    let waiter: Arc<dyn Wake> = Arc::new(ReadyWake {
+                        link: Arc::downgrade(&self.link),
+                        key,
+                    });
+                    let _ = call.call.ready_waiter.set(waiter);
+                    match reactor::make(&*factory, &call, &self.server) {
+                        Some(reactor) => Runner::Inline(reactor),
+                        None => Runner::Done,
+                    }
+                }
+            }
+            handler @ (Handler::Unary(_) | Handler::ServerStreaming(_)) => {
+                Runner::Blocking(handler)
+            }
+            handler @ (Handler::ClientStreaming(_) | Handler::Bidi(_)) => {
+                let max = self.server.config.max_stream_workers;
+                match blocking::dispatch_stream(&self.server, handler, call.context().clone()) {
+                    Some(tx) => Runner::BlockingStream(tx),
+                    None => {
+                        self.refuse(&call, "stream", max);
+                        Runner::Done
+                    }
+                }
             }
         };
         let decoder = MessageDecoder::new(self.server.config.max_receive_message_size);
@@ -253,15 +335,22 @@ impl GrpcSession {
             key,
             CallEntry {
                 call,
-                slot,
+                kind,
                 decoder,
                 encoding,
-                delivery,
+                single: None,
+                runner,
             },
         );
         if end_stream {
             self.on_end(conn, key);
         }
+    }
+
+    /// No worker can take the call: RESOURCE_EXHAUSTED at once, counted.
+    fn refuse(&self, call: &ServerCall, pool: &str, max: usize) {
+        self.server.count_refused();
+        call.call.finish(None, blocking::busy_status(pool, max));
     }
 
     fn on_data(&mut self, conn: &mut Connection, key: StreamKey, data: Bytes, end_stream: bool) {
@@ -273,15 +362,19 @@ impl GrpcSession {
         // Flow control: the bytes of a message still being assembled sit in
         // our decoder (bounded by the receive limit), so their window
         // reopens now — a message larger than the window could never
-        // complete otherwise. Complete messages queued for a streaming
-        // handler hold the window back only while that queue is over its
-        // bound; the handler's reads release it (see `Backlog`).
-        match entry.call.backlog.on_arrival(n) {
+        // complete otherwise. Complete messages handed to a handler that
+        // has not taken them yet (a pooled reactor, a blocking handler)
+        // hold the window back while they are over their bound; taking
+        // them releases it (see `Backlog`).
+        match entry.call.call.backlog.on_arrival(n) {
             0 => {}
             release => conn.release_capacity(key, release),
         }
         entry.decoder.push(data);
         loop {
+            let Some(entry) = self.calls.get_mut(&key) else {
+                return;
+            };
             let message = match entry.decoder.next() {
                 Ok(Some(message)) => message,
                 Ok(None) => break,
@@ -314,28 +407,53 @@ impl GrpcSession {
             } else {
                 message.payload
             };
-            match &mut entry.delivery {
-                Delivery::Collect {
-                    message: slot,
-                    count,
-                    ..
-                } => {
-                    *count += 1;
-                    if *count > 1 {
-                        let status = Status::internal("grpc: two request messages for a unary RPC");
-                        return self.fail_call(conn, key, status);
-                    }
-                    *slot = Some(payload);
+            if entry.collects() {
+                if entry.single.is_some() {
+                    let status = Status::internal("grpc: two request messages for a unary RPC");
+                    return self.fail_call(conn, key, status);
                 }
-                Delivery::Stream(tx) => {
-                    if tx.send(Incoming::Message(payload, wire)).is_ok() {
-                        entry.call.backlog.queued(wire);
-                    }
-                }
+                entry.single = Some(payload);
+                continue;
             }
+            self.deliver(key, payload, wire);
         }
         if end_stream {
             self.on_end(conn, key);
+        }
+    }
+
+    /// Hands one request message to the call's handler.
+    fn deliver(&mut self, key: StreamKey, payload: Bytes, wire: usize) {
+        let Some(entry) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if entry.call.call.is_finished() {
+            return;
+        }
+        let backlog = &entry.call.call.backlog;
+        match &mut entry.runner {
+            Runner::Inline(reactor) => {
+                // Taken when the callback returns: its window was released
+                // on arrival already (nothing queued).
+                if !reactor::react(
+                    reactor,
+                    &entry.call,
+                    &self.server,
+                    Reaction::Message(payload),
+                ) {
+                    entry.runner = Runner::Done;
+                }
+            }
+            Runner::Pooled(mailbox) => {
+                backlog.queued(wire);
+                mailbox.post(Signal::Message(payload, wire));
+            }
+            Runner::BlockingStream(tx) => {
+                if tx.send(Incoming::Message(payload, wire)).is_ok() {
+                    backlog.queued(wire);
+                }
+            }
+            Runner::Blocking(_) | Runner::Done => {}
         }
     }
 
@@ -351,139 +469,132 @@ impl GrpcSession {
                 Status::internal("grpc: truncated request message"),
             );
         }
-        match &mut entry.delivery {
-            Delivery::Stream(tx) => {
+        if entry.collects() {
+            let Some(message) = entry.single.take() else {
+                if entry.call.call.is_finished() {
+                    return;
+                }
+                let status = Status::internal("grpc: no request message for a unary RPC");
+                return self.fail_call(conn, key, status);
+            };
+            if let Runner::Blocking(handler) = &entry.runner {
+                let handler = handler.clone();
+                let ctx = entry.call.context().clone();
+                entry.runner = Runner::Done;
+                let max = self.server.config.max_workers;
+                let call = entry.call.clone();
+                if !blocking::dispatch_unary(&self.server, handler, ctx, message) {
+                    self.refuse(&call, "unary", max);
+                }
+                return;
+            }
+            self.deliver(key, message, 0);
+        }
+        let Some(entry) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match &mut entry.runner {
+            Runner::Inline(reactor) => {
+                if !reactor::react(reactor, &entry.call, &self.server, Reaction::HalfClose) {
+                    entry.runner = Runner::Done;
+                }
+            }
+            Runner::Pooled(mailbox) => mailbox.post(Signal::HalfClose),
+            Runner::BlockingStream(tx) => {
                 let _ = tx.send(Incoming::End);
             }
-            Delivery::Collect {
-                handler,
-                ctx,
-                message,
-                ..
-            } => {
-                let Some(ctx) = ctx.take() else { return };
-                let Some(message) = message.take() else {
-                    let status = Status::internal("grpc: no request message for a unary RPC");
-                    return self.fail_call(conn, key, status);
-                };
-                let handler = handler.clone();
-                let slot = entry.slot.take();
-                self.dispatch_unary(conn, handler, ctx, message, slot);
-            }
+            Runner::Blocking(_) | Runner::Done => {}
         }
+    }
+
+    /// An inline reactor's call may send again (spurious wake-ups are
+    /// filtered: the quota is asked again, re-arming the waiter if not).
+    fn on_ready(&mut self, key: StreamKey) {
+        let Some(entry) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Runner::Inline(reactor) = &mut entry.runner else {
+            return;
+        };
+        let call = &entry.call.call;
+        if call.is_finished() {
+            return;
+        }
+        let ready = match call.ready_waiter.get() {
+            Some(waiter) => call.poll_ready(waiter),
+            None => true,
+        };
+        if ready && !reactor::react(reactor, &entry.call, &self.server, Reaction::Ready) {
+            entry.runner = Runner::Done;
+        }
+    }
+
+    /// The handler hears the call is over (nothing more will be sent).
+    fn cancel(&self, entry: &mut CallEntry, status: Status) {
+        entry.call.call.cancel();
+        match std::mem::replace(&mut entry.runner, Runner::Done) {
+            Runner::Inline(mut reactor) => {
+                reactor::react(
+                    &mut reactor,
+                    &entry.call,
+                    &self.server,
+                    Reaction::Cancel(&status),
+                );
+            }
+            Runner::Pooled(mailbox) => mailbox.post(Signal::Cancel(status)),
+            Runner::BlockingStream(tx) => {
+                let _ = tx.send(Incoming::Error(status));
+            }
+            Runner::Blocking(_) | Runner::Done => {}
+        }
+    }
+
+    /// The call's deadline passed: the handler sees cancellation, the
+    /// client gets DEADLINE_EXCEEDED in the trailers, and if it is still
+    /// sending, the trailers are followed by RST_STREAM(NO_ERROR) (RFC
+    /// 9113 §8.1: the response is complete, stop sending the request).
+    ///
+    /// NO_ERROR, not CANCEL, as grpc-go's and C-core's servers do: a
+    /// C-core client that gets RST_STREAM(CANCEL) before its application
+    /// has read the trailers reports CANCELLED instead of the
+    /// DEADLINE_EXCEEDED the trailers carry (seen in the interop suite's
+    /// timeout_on_sleeping_server, about half the runs). A call already
+    /// finished is left alone.
+    fn expire(&mut self, conn: &mut Connection, key: StreamKey, now: Instant) {
+        let Some(mut entry) = self.calls.remove(&key) else {
+            return;
+        };
+        if entry.call.call.is_finished() {
+            self.calls.insert(key, entry);
+            return;
+        }
+        let status = Status::deadline_exceeded("deadline exceeded");
+        if entry.call.call.finish(None, status.clone()) {
+            conn.reset_after_response(key, Reason::NO_ERROR, now);
+        }
+        self.cancel(&mut entry, status);
+        self.calls.insert(key, entry);
     }
 
     /// Ends a call with `status` (where still possible) and resets the
     /// stream: nothing more of its request is buffered.
     fn fail_call(&mut self, conn: &mut Connection, key: StreamKey, status: Status) {
-        if let Some(entry) = self.calls.remove(&key) {
-            entry.call.finish(None, status);
-            entry.call.cancel();
+        if let Some(mut entry) = self.calls.remove(&key) {
+            entry.call.call.finish(None, status.clone());
+            self.cancel(&mut entry, status);
         }
         // NO_ERROR (RFC 9113 §8.1, as grpc-go): the status in the trailers
         // stands; the reset only stops the rest of the request.
         conn.reset_after_response(key, Reason::NO_ERROR, Instant::now());
     }
-
-    fn dispatch_unary(
-        &self,
-        conn: &mut Connection,
-        handler: Handler,
-        ctx: Context,
-        message: Bytes,
-        slot: Option<Slot>,
-    ) {
-        let server = self.server.clone();
-        let job = move || {
-            // Held until the handler returns, whoever resets the stream,
-            // and freed just before the call's last frame goes out: a
-            // client that sees the stream end may open the next one.
-            let mut slot = slot;
-            if ctx.is_cancelled() {
-                return;
-            }
-            let call = ctx.call.clone();
-            match handler {
-                Handler::Unary(f) => {
-                    let result = server.intercept_unary(&ctx, message, &*f);
-                    drop(slot.take());
-                    match result {
-                        Ok(response) => call.finish(Some(&response), Status::ok()),
-                        Err(status) => call.finish(None, error_status(status)),
-                    };
-                }
-                Handler::ServerStreaming(f) => {
-                    let sink = RawSink::new(call.clone(), ctx.deadline);
-                    let result = server.intercept_stream(&ctx, &mut || {
-                        f(
-                            &ctx,
-                            message.clone(),
-                            RawSink::new(call.clone(), ctx.deadline),
-                        )
-                    });
-                    drop(sink);
-                    drop(slot.take());
-                    finish_stream(&call, result);
-                }
-                _ => {}
-            }
-        };
-        if self.server.config.inline_handlers {
-            let _ = conn;
-            job();
-        } else {
-            self.server.submit(Box::new(job));
-        }
-    }
-
-    fn dispatch_stream(
-        &self,
-        handler: Handler,
-        ctx: Context,
-        requests: RawRequests,
-        slot: Option<Slot>,
-    ) {
-        let server = self.server.clone();
-        let requests = parking_lot::Mutex::new(Some(requests));
-        let job = move || {
-            // Held until the handler returns, whoever resets the stream,
-            // and freed just before the call's last frame goes out.
-            let mut slot = slot;
-            if ctx.is_cancelled() {
-                return;
-            }
-            let call = ctx.call.clone();
-            let Some(requests) = requests.lock().take() else {
-                return;
-            };
-            let mut requests = Some(requests);
-            let result = server.intercept_stream(&ctx, &mut || {
-                let Some(requests) = requests.take() else {
-                    return Err(Status::internal("stream handler called twice"));
-                };
-                match &handler {
-                    Handler::ClientStreaming(f) => {
-                        let response = f(&ctx, requests)?;
-                        drop(slot.take());
-                        call.finish(Some(&response), Status::ok());
-                        Ok(())
-                    }
-                    Handler::Bidi(f) => f(&ctx, requests, RawSink::new(call.clone(), ctx.deadline)),
-                    _ => Err(Status::internal("not a streaming handler")),
-                }
-            });
-            drop(slot.take());
-            finish_stream(&call, result);
-        };
-        self.server.submit(Box::new(job));
-    }
 }
 
-/// A streaming handler returned: OK (if it did not finish the call
-/// itself) or its error.
-fn finish_stream(call: &CallShared, result: Result<(), Status>) {
-    match result {
-        Ok(()) => call.finish(None, Status::ok()),
-        Err(status) => call.finish(None, error_status(status)),
-    };
+fn handler_kind(handler: &Handler) -> MethodKind {
+    match handler {
+        Handler::Unary(_) => MethodKind::Unary,
+        Handler::ClientStreaming(_) => MethodKind::ClientStreaming,
+        Handler::ServerStreaming(_) => MethodKind::ServerStreaming,
+        Handler::Bidi(_) => MethodKind::BidiStreaming,
+        Handler::Reactor { kind, .. } => *kind,
+    }
 }
