@@ -196,7 +196,7 @@ impl CallShared {
         self.check_send(payload)?;
         let framed = self.frame(payload)?;
         if let Some(quota) = &self.quota {
-            quota.acquire(framed.len(), deadline).map_err(|e| match e {
+            crate::wait::acquire_blocking(quota, framed.len(), deadline).map_err(|e| match e {
                 loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
                 loopy::QuotaError::Closed => Status::cancelled("the call was cancelled"),
             })?;
