@@ -22,3 +22,4 @@ pub mod http;
 mod pool;
 pub mod runtime;
 pub mod server;
+mod wait;

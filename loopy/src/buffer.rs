@@ -25,10 +25,15 @@ use parking_lot::Mutex;
 
 use crate::{Item, StreamKey};
 
-/// Wakes the owner of a control buffer (an event loop, a test). Kept as a
-/// trait so loopy does not depend on mio.
+/// Wakes the owner of a control buffer (an event loop, a test), or a
+/// sender waiting for write quota ([`WriteQuota::poll_acquire`]). Kept as
+/// a trait so loopy does not depend on mio.
+///
+/// [`WriteQuota::poll_acquire`]: crate::WriteQuota::poll_acquire
 pub trait Wake: Send + Sync {
-    /// Called at most once per transition from waiting to having work.
+    /// A control buffer calls it at most once per transition from waiting
+    /// to having work; a write quota at least once after an acquire may
+    /// succeed (spurious calls possible), never with its lock held.
     fn wake(&self);
 }
 

@@ -17,8 +17,11 @@
 //!   stream output round-robin, DATA cut to min(peer MAX_FRAME_SIZE, stream
 //!   window, connection window). HPACK-encodes at write time. Returns
 //!   [`Written`] and [`Event`]s.
-//! - [`WriteQuota`]: per-stream buffered-bytes budget (64 KiB default)
-//!   that the stream owner waits on; the writer replenishes it.
+//! - [`WriteQuota`]: per-stream buffered-bytes budget (64 KiB default),
+//!   optionally drawing on [`SendBudget`]s shared by many streams; the
+//!   writer replenishes it. Backpressure is a signal, never a blocked
+//!   thread: [`WriteQuota::poll_acquire`] registers a [`Wake`] that is
+//!   called when to try again.
 //! - Inbound flow control and the BDP estimator: receive windows with
 //!   WINDOW_UPDATE at a quarter consumed, window growth from BDP samples.
 //!

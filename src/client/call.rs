@@ -412,7 +412,7 @@ impl ClientCall {
             self.send_encoding != Encoding::Identity,
         ));
         framed.extend_from_slice(body);
-        if let Err(e) = self.quota.acquire(framed.len(), deadline) {
+        if let Err(e) = crate::wait::acquire_blocking(&self.quota, framed.len(), deadline) {
             return Err(self.status().unwrap_or_else(|| match e {
                 loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
                 loopy::QuotaError::Closed => Status::cancelled("the call ended"),

@@ -262,7 +262,7 @@ impl CallShared {
                 Err(_) => Err(Status::cancelled("the call was cancelled")),
             };
         }
-        quota.acquire(n, self.deadline).map_err(|e| match e {
+        crate::wait::acquire_blocking(quota, n, self.deadline).map_err(|e| match e {
             loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
             loopy::QuotaError::Closed => Status::cancelled("the call was cancelled"),
         })
