@@ -71,6 +71,9 @@ pub(crate) struct GrpcSession {
     calls: HashMap<StreamKey, CallEntry>,
     /// Call deadlines (the loop's timer heap merges the earliest).
     deadlines: BinaryHeap<Reverse<(Instant, StreamKey)>>,
+    /// The time of the last `poll` (the loop polls at the start of every
+    /// service, before events are delivered): deadlines count from it.
+    now: Instant,
 }
 
 impl Session for GrpcSession {
@@ -117,6 +120,7 @@ impl Session for GrpcSession {
     }
 
     fn poll(&mut self, conn: &mut Connection, now: Instant) {
+        self.now = self.now.max(now);
         for cmd in self.link.take() {
             match cmd {
                 Cmd::Release(key, n) => conn.release_capacity(key, n),
@@ -173,6 +177,7 @@ impl GrpcSession {
             link,
             calls: HashMap::new(),
             deadlines: BinaryHeap::new(),
+            now: Instant::now(),
         }
     }
 
@@ -188,7 +193,7 @@ impl GrpcSession {
         let _ = conn.buffer().put(trailers_only(key, http_status, &status));
         if !end_stream {
             // The request body is not wanted (RFC 9113 §8.1).
-            conn.reset_after_response(key, Reason::NO_ERROR, Instant::now());
+            conn.reset_after_response(key, Reason::NO_ERROR, self.now);
         }
     }
 
@@ -201,7 +206,7 @@ impl GrpcSession {
     ) {
         let key = StreamKey::from(id);
         if &head.method[..] != b"POST" {
-            conn.reset(key, Reason::PROTOCOL_ERROR, Instant::now());
+            conn.reset(key, Reason::PROTOCOL_ERROR, self.now);
             return;
         }
         let content_type = header(&head, "content-type").cloned().unwrap_or_default();
@@ -228,7 +233,7 @@ impl GrpcSession {
                 Status::unimplemented(format!("unknown method {method} for service {service}"));
             return self.reject(conn, key, 200, status, end_stream);
         };
-        let now = Instant::now();
+        let now = self.now;
         let deadline = match header(&head, "grpc-timeout") {
             Some(value) => match grpc::parse_timeout(value) {
                 Ok(timeout) => Some(now + timeout),
@@ -585,7 +590,7 @@ impl GrpcSession {
         }
         // NO_ERROR (RFC 9113 §8.1, as grpc-go): the status in the trailers
         // stands; the reset only stops the rest of the request.
-        conn.reset_after_response(key, Reason::NO_ERROR, Instant::now());
+        conn.reset_after_response(key, Reason::NO_ERROR, self.now);
     }
 }
 
