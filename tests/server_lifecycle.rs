@@ -3,7 +3,9 @@
 //! graceful stop return as soon as the last connection is gone (Condvar
 //! waits, no polling), `serve_with_shutdown`, a panicking handler is
 //! counted and its worker lives on, and accepting recovers from running
-//! out of file descriptors (EMFILE) once clients let go.
+//! out of file descriptors (EMFILE) once clients let go. Also the plain
+//! HTTP/2 server's answer when every worker is busy: 503 at once, no
+//! queue.
 //!
 //! Every wait is on an observable condition (`common::wait`), bounded by
 //! its patience; nothing sleeps to order events.
@@ -208,6 +210,47 @@ fn a_panicking_handler_is_counted_and_its_worker_serves_the_next_call() {
     assert_eq!(server.stats().worker_threads, threads, "no worker lost");
     drop(panicking);
     server.stop();
+}
+
+#[test]
+fn http_server_answers_503_when_every_worker_is_busy() {
+    use common::peer::Peer;
+    use mio_grpc::http::{Execution, Response, ServerConfig};
+    use mio_grpc::runtime::RuntimeConfig;
+
+    let (open, gate) = crossbeam_channel::unbounded::<()>();
+    let (started_tx, started) = crossbeam_channel::unbounded::<()>();
+    let config = ServerConfig {
+        runtime: RuntimeConfig {
+            event_loops: 1,
+            ..RuntimeConfig::default()
+        },
+        execution: Execution::Workers(1),
+        max_workers: 1,
+        ..ServerConfig::default()
+    };
+    let server = mio_grpc::http::Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+        move |request: mio_grpc::http::Request| {
+            if request.head.path.as_deref() == Some(&b"/block"[..]) {
+                let _ = started_tx.send(());
+                let _ = gate.recv();
+            }
+            Response::new(200, "done\n")
+        },
+    )
+    .unwrap();
+    let mut peer = Peer::connect(server.local_addr());
+    peer.handshake();
+    peer.send_get(1, "/block");
+    started.recv_timeout(PATIENCE).unwrap();
+    // The only worker is busy: refused now, not queued behind it.
+    peer.send_get(3, "/");
+    assert_eq!(peer.expect_response(3), (503, b"server busy\n".to_vec()));
+    drop(open);
+    assert_eq!(peer.expect_response(1), (200, b"done\n".to_vec()));
+    server.shutdown();
 }
 
 /// Kills and reaps the child it holds when dropped (a failing test
