@@ -167,14 +167,17 @@ impl ElasticPool {
     /// take now waits in a FIFO queue for the next worker that finishes.
     /// This is the old, silently queuing behaviour, kept only for callers
     /// that do not refuse yet (the gRPC session until it calls
-    /// `try_submit`); new code refuses instead. Fails only after shutdown.
+    /// `try_submit`); new code refuses instead. Fails only after shutdown
+    /// (or when no worker is alive and none can be spawned).
     pub(crate) fn submit_queued(&self, job: Job) -> Result<(), Job> {
         let exited;
         let result = {
             let mut state = self.shared.state.lock();
             exited = take_exited(&mut state);
             match self.place(&mut state, job) {
-                Err(job) if state.tx.is_some() => {
+                // Only behind a busy worker, which takes it when done (no
+                // worker alive: a failed spawn; hand it back).
+                Err(job) if state.tx.is_some() && state.alive > 0 => {
                     state.overflow.push_back(job);
                     Ok(())
                 }
