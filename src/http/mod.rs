@@ -5,7 +5,10 @@
 //!
 //! Handlers run on a worker pool (default) or inline on the event-loop
 //! thread (for handlers that never block). A worker writes its response
-//! itself when the connection is free (the direct-write path).
+//! itself when the connection is free (the direct-write path). The pool
+//! never queues: a request that arrives while all
+//! [`ServerConfig::max_workers`] workers are busy is answered 503 at once
+//! (with a body still coming, the stream is then reset with NO_ERROR).
 
 use std::collections::HashMap;
 use std::io;
@@ -22,7 +25,7 @@ use loopy::{Item, StreamKey};
 
 use crate::conn::validate::RequestHead;
 use crate::conn::{ConnConfig, ConnEvent, Connection};
-use crate::pool::{Job, Pool};
+use crate::pool::{ElasticPool, Job, DEFAULT_IDLE_TIMEOUT};
 use crate::runtime::{
     Acceptor, ConnHandle, ListenerConfig, ListenerHandle, Runtime, RuntimeConfig, Session,
 };
@@ -169,7 +172,8 @@ impl<F: Fn(Request) -> Response + Send + Sync + 'static> Handler for F {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Execution {
     /// A pool of at least this many worker threads (default: 4 × cores),
-    /// growing while all are busy up to [`ServerConfig::max_workers`].
+    /// growing while all are busy up to [`ServerConfig::max_workers`];
+    /// past it, requests are answered 503.
     Workers(usize),
     /// On the event-loop thread: only for handlers that never block. The
     /// request body is buffered whole (up to
@@ -190,7 +194,8 @@ pub struct ServerConfig {
     /// Where handlers run.
     pub execution: Execution,
     /// The most worker threads the pool grows to while every worker is
-    /// busy (blocking handlers). Default 1,024.
+    /// busy (blocking handlers); a request past it gets 503 at once.
+    /// Default 1,024.
     pub max_workers: usize,
     /// Inline execution: the largest request body buffered before the
     /// handler runs. Default 4 MiB.
@@ -225,7 +230,7 @@ impl Default for ServerConfig {
 pub struct Server {
     runtime: Option<Runtime>,
     listener: ListenerHandle,
-    pool: Option<Arc<Pool>>,
+    pool: Option<Arc<ElasticPool>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -238,7 +243,7 @@ impl std::fmt::Debug for Server {
 
 struct HttpAcceptor {
     handler: Arc<dyn Handler>,
-    pool: Option<Arc<Pool>>,
+    pool: Option<Arc<ElasticPool>>,
     conn: ConnConfig,
     max_inline_body: usize,
 }
@@ -273,7 +278,7 @@ struct InFlight {
 struct HttpSession {
     handle: ConnHandle,
     handler: Arc<dyn Handler>,
-    pool: Option<Arc<Pool>>,
+    pool: Option<Arc<ElasticPool>>,
     requests: HashMap<StreamKey, InFlight>,
     max_inline_body: usize,
 }
@@ -447,11 +452,17 @@ impl HttpSession {
                 let _ = handle.send(response_items(key, response));
             }
         });
-        if pool.submit(job).is_err() {
-            let _ = conn.buffer().put(Item::Reset {
-                key,
-                reason: Reason::REFUSED_STREAM,
-            });
+        if let Err(job) = pool.try_submit(job) {
+            // Every worker is busy: refuse now rather than queue. The job
+            // goes (and its slot with it) before the answer.
+            drop(job);
+            self.requests.remove(&key);
+            for item in response_items(key, Response::new(503, "server busy\n")) {
+                let _ = conn.buffer().put(item);
+            }
+            if !end_stream {
+                conn.reset_after_response(key, Reason::NO_ERROR, Instant::now());
+            }
         }
     }
 }
@@ -495,7 +506,12 @@ impl Server {
         let runtime = Runtime::new(config.runtime.clone())?;
         let pool = match config.execution {
             Execution::Inline => None,
-            Execution::Workers(n) => Some(Pool::new(n, config.max_workers)),
+            Execution::Workers(n) => Some(Arc::new(ElasticPool::new(
+                n.min(config.max_workers),
+                config.max_workers,
+                DEFAULT_IDLE_TIMEOUT,
+                "mio-grpc-worker",
+            ))),
         };
         let acceptor = Arc::new(HttpAcceptor {
             handler: Arc::new(handler),
@@ -528,13 +544,8 @@ impl Server {
             runtime.shutdown();
         }
         if let Some(pool) = self.pool.take() {
-            // The workers see the channel disconnect once every sender is
-            // gone: the sessions went with the runtime, the pool goes now.
-            let threads = std::mem::take(&mut *pool.threads.lock());
-            drop(pool);
-            for thread in threads {
-                let _ = thread.join();
-            }
+            // Running handlers finish; every worker is joined.
+            pool.shutdown();
         }
     }
 }

@@ -532,6 +532,11 @@ impl ConnHandle {
         &self.0.buffer
     }
 
+    /// The connection's id, unique in the process (its mio token).
+    pub(crate) fn id(&self) -> u64 {
+        self.0.token.0 as u64
+    }
+
     /// True once the connection is closed.
     pub fn is_closed(&self) -> bool {
         self.0.closed.load(Ordering::Acquire)

@@ -15,17 +15,28 @@
 //! handle.graceful_stop();
 //! ```
 //!
-//! Handlers run on a worker pool (default) that grows while every worker
-//! is busy (up to `max_workers`): a handler may block on its request stream
-//! or on flow control without starving other calls. Running handlers per
+//! Blocking handlers run on bounded elastic pools that grow while every
+//! worker is busy: unary and server-streaming handlers on one (up to
+//! [`ServerConfig::max_workers`]), client- and bidi-streaming handlers on
+//! another (up to [`ServerConfig::max_stream_workers`]), so long-lived
+//! streams cannot take every thread from short calls. A handler may block
+//! on its request stream or on flow control without starving other calls.
+//! The pools never queue silently: `ServerShared::try_submit_unary` and
+//! `try_submit_stream` hand back a job no worker can take, for the caller
+//! to refuse the call. Callback handlers run on a small fixed pool
+//! ([`ServerConfig::callback_threads`]). Running handlers per
 //! connection are capped by MAX_CONCURRENT_STREAMS (grpc-go's
 //! CVE-2023-44487 fix): a stream over it is refused before any handler
-//! runs, and a stream reset before its handler starts never runs it. Past
-//! `max_workers` busy threads, new calls wait in the pool's queue (FIFO).
+//! runs, and a stream reset before its handler starts never runs it.
 //! With `inline_handlers`, unary and server-streaming handlers run on the
 //! event-loop thread once their request is complete (only for handlers
-//! that never block); client- and bidi-streaming handlers always use the
+//! that never block); client- and bidi-streaming handlers always use a
 //! pool, since they wait for messages.
+//!
+//! This module also owns the server's lifecycle: the connections map
+//! (keyed by [`ConnHandle`] id, pruned when a session is dropped, i.e. when
+//! its connection closes), [`ServerHandle::wait`] and the graceful drain
+//! (Condvar waits, no polling), and [`ServerHandle::stats`].
 
 mod blocking;
 mod call;
@@ -40,18 +51,19 @@ pub use call::{Context, SetCompressionError};
 pub use reactor::{ReactorFactory, SendError, SendState, ServerCall, ServerReactor};
 pub use service::{BytesCodec, Codec, MethodDesc, MethodKind, ProstCodec, ServiceDesc};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::conn::{ConnConfig, EnforcementPolicy, SendBudget, ServerKeepalive};
 use crate::grpc::{Encoding, Status};
-use crate::pool::{Job, Pool};
+use crate::pool::{ElasticPool, FixedPool, Job, DEFAULT_IDLE_TIMEOUT};
 use crate::runtime::{
     Acceptor, ConnHandle, ListenerConfig, ListenerHandle, Runtime, RuntimeConfig, Session,
 };
@@ -123,17 +135,22 @@ pub struct ServerConfig {
     pub runtime: RuntimeConfig,
     /// Listener options.
     pub listener: ListenerConfig,
-    /// Worker threads always running (default 4 × cores).
+    /// Worker threads always running for unary and server-streaming
+    /// handlers (default 4 × cores).
     pub workers: usize,
     /// The most worker threads for blocking unary and server-streaming
-    /// handlers (default 1,024); a call past it is refused with
-    /// RESOURCE_EXHAUSTED.
+    /// handlers (default 1,024); a call past it is refused.
     pub max_workers: usize,
     /// The most worker threads for blocking client- and bidi-streaming
-    /// handlers (default 256), apart from `max_workers` so that idle
-    /// streams cannot starve unary calls; a call past it is refused with
-    /// RESOURCE_EXHAUSTED.
+    /// handlers (default 256); a call past it is refused. A separate pool,
+    /// so long-lived streams cannot take every thread from short calls.
     pub max_stream_workers: usize,
+    /// How long a worker thread past the pools' minimum waits for work
+    /// before it exits (default 60 s).
+    pub worker_idle_timeout: Duration,
+    /// Threads of the fixed pool that runs callback handlers (short,
+    /// never blocking; default: the cores).
+    pub callback_threads: usize,
     /// Run unary and server-streaming handlers on the event-loop thread.
     pub inline_handlers: bool,
     /// Response bytes queued across every connection beyond what the
@@ -154,6 +171,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_receive_message_size", &self.max_receive_message_size)
             .field("max_send_message_size", &self.max_send_message_size)
             .field("workers", &self.workers)
+            .field("max_workers", &self.max_workers)
+            .field("max_stream_workers", &self.max_stream_workers)
+            .field("worker_idle_timeout", &self.worker_idle_timeout)
+            .field("callback_threads", &self.callback_threads)
             .field("inline_handlers", &self.inline_handlers)
             .finish_non_exhaustive()
     }
@@ -172,6 +193,8 @@ impl Default for ServerConfig {
             workers: 4 * cores,
             max_workers: 1024,
             max_stream_workers: 256,
+            worker_idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            callback_threads: cores,
             inline_handlers: false,
             max_queued_bytes: 256 << 20,
             unary_interceptors: Vec::new(),
@@ -249,6 +272,57 @@ impl ServerBuilder {
         self
     }
 
+    /// The most threads running blocking unary and server-streaming
+    /// handlers at once (default 1,024); a call past it is refused.
+    ///
+    /// ```
+    /// let server = mio_grpc::server::Server::builder().max_workers(64).build();
+    /// # drop(server);
+    /// ```
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.config.max_workers = n;
+        self
+    }
+
+    /// The most threads running blocking client- and bidi-streaming
+    /// handlers at once (default 256); a call past it is refused.
+    ///
+    /// ```
+    /// let server = mio_grpc::server::Server::builder().max_stream_workers(32).build();
+    /// # drop(server);
+    /// ```
+    pub fn max_stream_workers(mut self, n: usize) -> Self {
+        self.config.max_stream_workers = n;
+        self
+    }
+
+    /// How long a worker thread past the minimum stays without work
+    /// before it exits (default 60 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let server = mio_grpc::server::Server::builder()
+    ///     .worker_idle_timeout(Duration::from_secs(10))
+    ///     .build();
+    /// # drop(server);
+    /// ```
+    pub fn worker_idle_timeout(mut self, d: Duration) -> Self {
+        self.config.worker_idle_timeout = d;
+        self
+    }
+
+    /// Threads of the fixed pool running callback handlers (default: the
+    /// cores).
+    ///
+    /// ```
+    /// let server = mio_grpc::server::Server::builder().callback_threads(2).build();
+    /// # drop(server);
+    /// ```
+    pub fn callback_threads(mut self, n: usize) -> Self {
+        self.config.callback_threads = n;
+        self
+    }
+
     /// Run unary and server-streaming handlers on the event-loop thread.
     pub fn inline_handlers(mut self, inline: bool) -> Self {
         self.config.inline_handlers = inline;
@@ -309,33 +383,79 @@ impl ServerBuilder {
 pub(crate) struct ServerShared {
     pub(crate) config: ServerConfig,
     pub(crate) services: HashMap<String, HashMap<String, Handler>>,
-    pool: Arc<Pool>,
-    stream_pool: Arc<Pool>,
-    /// Calls refused because no worker could take them.
-    refused_calls: std::sync::atomic::AtomicU64,
-    /// Handlers (and interceptors, and reactor callbacks) that panicked.
-    handler_panics: std::sync::atomic::AtomicU64,
-    conns: Mutex<Vec<ConnHandle>>,
+    /// Blocking unary and server-streaming handlers.
+    pub(crate) unary_pool: ElasticPool,
+    /// Blocking client- and bidi-streaming handlers.
+    pub(crate) stream_pool: ElasticPool,
+    /// Callback handlers (short, never blocking).
+    pub(crate) callback_pool: FixedPool,
+    /// Calls refused because no worker could take them: the session
+    /// increments it when it refuses a call (`try_submit_*` do not count).
+    pub(crate) refused_calls: AtomicU64,
+    /// Handlers that panicked, as the session counts them (the pools
+    /// count the panics that reach them on their own).
+    pub(crate) handler_panics: AtomicU64,
+    /// The open connections, by [`ConnHandle::id`]; a session removes its
+    /// own when it is dropped (its connection closed).
+    conns: Mutex<HashMap<u64, ConnHandle>>,
+    /// Notified when the map empties or gains a connection.
+    conns_changed: Condvar,
     /// The server-wide cap on queued response bytes.
     send_budget: SendBudget,
 }
 
 impl ServerShared {
-    /// Runs a blocking unary or server-streaming handler's job, if a
-    /// worker can take it now.
+    /// Runs a blocking unary or server-streaming handler's `job` on a
+    /// worker, or hands it back at once if none can take it (the caller
+    /// refuses the call with RESOURCE_EXHAUSTED).
     pub(crate) fn try_submit_unary(&self, job: Job) -> Result<(), Job> {
-        self.pool.submit(job)
+        self.unary_pool.try_submit(job)
     }
 
-    /// Runs a blocking streaming handler's job, if a worker can take it.
+    /// Runs a blocking client- or bidi-streaming handler's `job` on a
+    /// worker, or hands it back at once if none can take it.
     pub(crate) fn try_submit_stream(&self, job: Job) -> Result<(), Job> {
-        self.stream_pool.submit(job)
+        self.stream_pool.try_submit(job)
     }
 
-    /// Runs a reactor's callbacks (short, non-blocking) on the callback
-    /// pool.
-    pub(crate) fn submit_callback(&self, job: Job) {
-        let _ = self.pool.submit(job);
+    /// Queues a callback `job` (short, never blocking) on the fixed pool;
+    /// handed back only once the server is stopped.
+    pub(crate) fn submit_callback(&self, job: Job) -> Result<(), Job> {
+        self.callback_pool.submit(job)
+    }
+
+    /// The session of connection `id` is gone (its connection closed):
+    /// drop it from the map, waking a graceful stop when none is left.
+    pub(crate) fn forget_conn(&self, id: u64) {
+        let removed = {
+            let mut conns = self.conns.lock();
+            let removed = conns.remove(&id);
+            if conns.is_empty() {
+                self.conns_changed.notify_all();
+            }
+            removed
+        };
+        // Dropped outside the lock.
+        drop(removed);
+    }
+
+    /// The counters now.
+    fn stats(&self) -> ServerStats {
+        let (unary, stream, callback) = (
+            self.unary_pool.stats(),
+            self.stream_pool.stats(),
+            self.callback_pool.stats(),
+        );
+        ServerStats {
+            connections: self.conns.lock().len(),
+            refused_calls: self.refused_calls.load(Ordering::Relaxed),
+            handler_panics: self.handler_panics.load(Ordering::Relaxed)
+                + unary.panics
+                + stream.panics
+                + callback.panics,
+            workers_busy: unary.busy + stream.busy,
+            worker_threads: unary.threads + stream.threads,
+        }
     }
 
     pub(crate) fn count_refused(&self) {
@@ -403,11 +523,22 @@ impl Acceptor for GrpcAcceptor {
     }
 
     fn accept(&self, handle: ConnHandle) -> Box<dyn Session> {
-        let mut conns = self.shared.conns.lock();
-        conns.retain(|c| !c.is_closed());
-        conns.push(handle.clone());
+        self.shared.conns.lock().insert(handle.id(), handle.clone());
+        // A graceful stop under way tells the newcomer to drain too.
+        self.shared.conns_changed.notify_all();
         let link = Arc::new(links::ConnLink::runtime(handle));
         Box::new(GrpcSession::new(self.shared.clone(), link))
+    }
+}
+
+/// A session is dropped when its connection closes (or the runtime
+/// stops): the connection leaves the server's map then, not at some later
+/// accept.
+impl Drop for GrpcSession {
+    fn drop(&mut self) {
+        if let Some(handle) = self.link.handle() {
+            self.server.forget_conn(handle.id());
+        }
     }
 }
 
@@ -470,19 +601,28 @@ impl Server {
     }
 
     /// The state every connection's session shares (the server starts).
-    fn take_shared(&mut self) -> Arc<ServerShared> {
+    fn take_shared(&mut self) -> io::Result<Arc<ServerShared>> {
         self.started = true;
-        let pool = Pool::new(self.config.workers, self.config.max_workers);
-        Arc::new(ServerShared {
-            config: self.config.clone(),
+        let config = &self.config;
+        let idle = config.worker_idle_timeout;
+        Ok(Arc::new(ServerShared {
+            config: config.clone(),
             services: std::mem::take(&mut self.services),
-            pool,
-            stream_pool: Pool::new(1, self.config.max_stream_workers),
-            refused_calls: Default::default(),
-            handler_panics: Default::default(),
-            conns: Mutex::new(Vec::new()),
-            send_budget: SendBudget::new(self.config.max_queued_bytes),
-        })
+            unary_pool: ElasticPool::new(
+                config.workers.min(config.max_workers),
+                config.max_workers,
+                idle,
+                "mio-grpc-worker",
+            ),
+            // Streams are long-lived: one thread kept, the rest on demand.
+            stream_pool: ElasticPool::new(1, config.max_stream_workers, idle, "mio-grpc-stream"),
+            callback_pool: FixedPool::new(config.callback_threads, "mio-grpc-callback")?,
+            refused_calls: AtomicU64::new(0),
+            handler_panics: AtomicU64::new(0),
+            conns: Mutex::new(HashMap::new()),
+            conns_changed: Condvar::new(),
+            send_budget: SendBudget::new(config.max_queued_bytes),
+        }))
     }
 
     /// The server's call logic without a runtime: a
@@ -508,7 +648,7 @@ impl Server {
             return Err(ServerError::AlreadyStarted);
         }
         Ok(DetachedServer {
-            shared: self.take_shared(),
+            shared: self.take_shared()?,
         })
     }
 
@@ -520,25 +660,64 @@ impl Server {
             return Err(ServerError::AlreadyStarted);
         }
         let runtime = Runtime::new(self.config.runtime.clone())?;
-        let shared = self.take_shared();
+        let shared = self.take_shared()?;
         let acceptor = Arc::new(GrpcAcceptor {
             shared: shared.clone(),
         });
-        let listener = listen(&runtime, acceptor)?;
+        let listener = match listen(&runtime, acceptor) {
+            Ok(listener) => listener,
+            Err(e) => {
+                stop_parts(runtime, &shared);
+                return Err(e.into());
+            }
+        };
         Ok(ServerHandle {
             inner: Mutex::new(Some(Running {
                 runtime,
                 listener,
-                shared,
+                shared: shared.clone(),
             })),
+            shared,
+            stopped: Mutex::new(false),
+            stopped_changed: Condvar::new(),
         })
     }
 
-    /// Serves on `addr`, blocking until the server is stopped from another
-    /// thread through a [`ServerHandle`]... or forever.
+    /// Serves on `addr`, blocking forever (nothing else holds the
+    /// handle): use [`start`](Server::start) or
+    /// [`serve_with_shutdown`](Server::serve_with_shutdown) to stop.
     pub fn serve(&mut self, addr: SocketAddr) -> Result<(), ServerError> {
         let handle = self.start(addr)?;
         handle.wait();
+        Ok(())
+    }
+
+    /// Serves on `addr` while `signal` runs on the calling thread (it
+    /// blocks until it is time to stop: a channel, a signal handler's
+    /// flag), then stops gracefully ([`ServerHandle::graceful_stop`]) and
+    /// returns.
+    ///
+    /// ```
+    /// use mio_grpc::server::Server;
+    ///
+    /// let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    /// // Whoever decides to stop (here: at once) sends on `stop`.
+    /// stop.send(()).unwrap();
+    /// Server::builder()
+    ///     .build()
+    ///     .serve_with_shutdown("127.0.0.1:0".parse().unwrap(), || {
+    ///         let _ = stopped.recv();
+    ///     })
+    ///     .unwrap();
+    /// ```
+    pub fn serve_with_shutdown(
+        &mut self,
+        addr: SocketAddr,
+        signal: impl FnOnce(),
+    ) -> Result<(), ServerError> {
+        let handle = self.start(addr)?;
+        signal();
+        handle.graceful_stop();
         Ok(())
     }
 }
@@ -610,6 +789,35 @@ impl Session for ServerSession {
 /// A started server.
 pub struct ServerHandle {
     inner: Mutex<Option<Running>>,
+    /// Kept past the stop, for [`stats`](ServerHandle::stats).
+    shared: Arc<ServerShared>,
+    /// True once stopped; [`wait`](ServerHandle::wait) waits on it.
+    stopped: Mutex<bool>,
+    stopped_changed: Condvar,
+}
+
+/// A server's counters, from [`ServerHandle::stats`].
+///
+/// ```
+/// use mio_grpc::server::Server;
+/// let handle = Server::builder().build().start("127.0.0.1:0".parse().unwrap()).unwrap();
+/// let stats = handle.stats();
+/// assert_eq!((stats.connections, stats.refused_calls), (0, 0));
+/// handle.stop();
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections open now (a closed one leaves at once).
+    pub connections: usize,
+    /// Calls refused because no worker could take them.
+    pub refused_calls: u64,
+    /// Handlers that panicked (each such call ended with INTERNAL).
+    pub handler_panics: u64,
+    /// Worker threads running a blocking handler now.
+    pub workers_busy: usize,
+    /// Worker threads alive for blocking handlers (idle ones included;
+    /// the callback pool not counted).
+    pub worker_threads: usize,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -619,6 +827,19 @@ impl std::fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
+    /// The server's counters now (after a stop: connections and threads
+    /// are 0, the totals stay).
+    ///
+    /// ```
+    /// use mio_grpc::server::Server;
+    /// let handle = Server::builder().build().start("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// assert_eq!(handle.stats().connections, 0);
+    /// handle.stop();
+    /// ```
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats()
+    }
+
     /// Response bytes queued across the server now (beyond what the
     /// peers' windows took), and the most ever queued at once: see
     /// [`ServerConfig::max_queued_bytes`].
@@ -656,15 +877,8 @@ impl ServerHandle {
             return;
         };
         running.listener.close();
-        let conns: Vec<ConnHandle> = running.shared.conns.lock().clone();
-        for conn in &conns {
-            conn.shutdown();
-        }
-        let end = timeout.map(|t| Instant::now() + t);
-        while !conns.iter().all(ConnHandle::is_closed) && end.is_none_or(|e| Instant::now() < e) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        finish(running);
+        drain(&running.shared, timeout.map(|t| Instant::now() + t));
+        self.finish(running);
     }
 
     /// Stops now: connections close (GOAWAY), running calls fail with
@@ -674,22 +888,85 @@ impl ServerHandle {
             return;
         };
         running.listener.close();
-        for conn in running.shared.conns.lock().iter() {
+        // Outside the map's lock: a closing session takes it from under
+        // its connection's lock.
+        let conns: Vec<ConnHandle> = running.shared.conns.lock().values().cloned().collect();
+        for conn in conns {
             conn.close(framer::Reason::NO_ERROR, "server stopping");
         }
-        finish(running);
+        self.finish(running);
     }
 
-    /// Blocks until the server is stopped.
+    /// Blocks until the server is stopped (by another thread through this
+    /// handle).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use mio_grpc::server::Server;
+    /// let handle = Arc::new(Server::builder().build().start("127.0.0.1:0".parse().unwrap()).unwrap());
+    /// let stopper = { let handle = handle.clone(); std::thread::spawn(move || handle.stop()) };
+    /// handle.wait();
+    /// stopper.join().unwrap();
+    /// ```
     pub fn wait(&self) {
-        while self.inner.lock().is_some() {
-            std::thread::sleep(Duration::from_millis(50));
+        let mut stopped = self.stopped.lock();
+        while !*stopped {
+            self.stopped_changed.wait(&mut stopped);
+        }
+    }
+
+    /// Stops the loops (dropping what connections are left), the deadline
+    /// timer and the pools (joining their threads), then wakes
+    /// [`wait`](Self::wait).
+    fn finish(&self, running: Running) {
+        stop_parts(running.runtime, &running.shared);
+        *self.stopped.lock() = true;
+        self.stopped_changed.notify_all();
+    }
+}
+
+/// Waits until every connection has closed (each told to drain once, the
+/// ones accepted meanwhile included) or `end` passes.
+fn drain(shared: &ServerShared, end: Option<Instant>) {
+    let mut told: HashSet<u64> = HashSet::new();
+    loop {
+        let fresh: Vec<ConnHandle> = {
+            let mut conns = shared.conns.lock();
+            if conns.is_empty() {
+                return;
+            }
+            let fresh: Vec<ConnHandle> = conns
+                .iter()
+                .filter(|(id, _)| !told.contains(id))
+                .map(|(_, conn)| conn.clone())
+                .collect();
+            if fresh.is_empty() {
+                match end {
+                    None => shared.conns_changed.wait(&mut conns),
+                    Some(end) => {
+                        if shared.conns_changed.wait_until(&mut conns, end).timed_out() {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
+            fresh
+        };
+        // Outside the map's lock (see `stop`).
+        for conn in fresh {
+            told.insert(conn.id());
+            conn.shutdown();
         }
     }
 }
 
-fn finish(running: Running) {
-    running.runtime.shutdown();
+/// Stops what a server runs besides its listener.
+fn stop_parts(runtime: Runtime, shared: &ServerShared) {
+    runtime.shutdown();
+    shared.unary_pool.shutdown();
+    shared.stream_pool.shutdown();
+    shared.callback_pool.shutdown();
 }
 
 impl Drop for ServerHandle {

@@ -257,7 +257,9 @@ impl Mailbox {
             return;
         };
         let mailbox = self.clone();
-        server.submit_callback(Box::new(move || mailbox.drain()));
+        // Handed back only once the server is stopping: the call goes
+        // with it.
+        let _ = server.submit_callback(Box::new(move || mailbox.drain()));
     }
 
     fn drain(&self) {
