@@ -230,7 +230,7 @@ fn an_inline_streaming_reactor_facing_a_client_that_does_not_read_leaves_its_loo
     flood.close_send().unwrap();
     // The reactor fills the stream's queue (the client reads nothing, so
     // its windows close) and is told to stop.
-    wait_until(|| fulls.load(Ordering::SeqCst) > 0, PATIENCE);
+    assert!(wait_until(|| fulls.load(Ordering::SeqCst) > 0, PATIENCE));
     let (queued, _) = server.queued_bytes();
     assert!(queued < 1 << 20, "queued {queued} bytes for one stream");
     // Meanwhile the loop serves another connection.
@@ -267,7 +267,7 @@ fn idle_blocking_streams_are_bounded_apart_from_unary_calls_and_refused_past_it(
             call
         })
         .collect();
-    wait_until(|| server.stats().workers_busy == 3, PATIENCE);
+    assert!(wait_until(|| server.stats().workers_busy == 3, PATIENCE));
     // A fourth stream is refused at once, not queued.
     let start = Instant::now();
     let extra = channel.streaming_raw("/t.Cb/Hold", opts()).unwrap();
@@ -287,7 +287,7 @@ fn idle_blocking_streams_are_bounded_apart_from_unary_calls_and_refused_past_it(
         call.close_send().unwrap();
         assert_eq!(call.recv().unwrap(), None);
     }
-    wait_until(|| server.stats().workers_busy == 0, PATIENCE);
+    assert!(wait_until(|| server.stats().workers_busy == 0, PATIENCE));
     let again = channel.streaming_raw("/t.Cb/Hold", opts()).unwrap();
     again.close_send().unwrap();
     assert_eq!(again.recv().unwrap(), None);
