@@ -293,3 +293,49 @@ fn idle_blocking_streams_are_bounded_apart_from_unary_calls_and_refused_past_it(
     assert_eq!(again.recv().unwrap(), None);
     assert_eq!(again.finish().0.code(), Code::Ok);
 }
+
+/// With `inline_handlers`, a blocking server-streaming handler used to run
+/// on the loop and wait there for write quota only that loop could refill:
+/// its loop froze. Blocking streaming handlers now always run on a worker.
+#[test]
+fn a_blocking_streaming_handler_with_inline_handlers_does_not_freeze_its_loop() {
+    let mut server = Server::builder()
+        .event_loops(1)
+        .inline_handlers(true)
+        .build();
+    let service = ServiceDesc::new("t.Old")
+        .method(MethodDesc::raw_unary("Echo", |_ctx, req| Ok(req)))
+        .method(MethodDesc::raw_bidi(
+            "Unused",
+            |_ctx: &Context, _reqs: RawRequests, _sink: RawSink| Ok(()),
+        ));
+    let service = service.method(MethodDesc::server_streaming(
+        "Flood",
+        |_ctx: &Context, _req: (), sink: mio_grpc::server::ResponseSink<Vec<u8>>| {
+            for _ in 0..FLOOD_MESSAGES {
+                sink.send(&vec![7u8; FLOOD_SIZE])?;
+            }
+            Ok(())
+        },
+    ));
+    server.add_service(service).unwrap();
+    let server = server.start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let flood_channel = channel(&server);
+    let flood = flood_channel.streaming_raw("/t.Old/Flood", opts()).unwrap();
+    flood.send(b"").unwrap();
+    flood.close_send().unwrap();
+    // The handler fills the stream's queue and waits (the client reads
+    // nothing). The loop must still serve a neighbour.
+    assert!(wait_until(|| server.queued_bytes().0 > 0, PATIENCE));
+    let neighbour = channel(&server);
+    let short = CallOptions::default().timeout(PATIENCE / 4);
+    let reply = neighbour
+        .unary_raw("/t.Old/Echo", Bytes::from_static(b"n"), short)
+        .unwrap();
+    assert_eq!(&reply[..], b"n");
+    let mut got = 0;
+    while flood.recv().unwrap().is_some() {
+        got += 1;
+    }
+    assert_eq!(got, FLOOD_MESSAGES);
+}
