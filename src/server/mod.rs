@@ -15,23 +15,36 @@
 //! handle.graceful_stop();
 //! ```
 //!
-//! Blocking handlers run on bounded elastic pools that grow while every
-//! worker is busy: unary and server-streaming handlers on one (up to
-//! [`ServerConfig::max_workers`]), client- and bidi-streaming handlers on
-//! another (up to [`ServerConfig::max_stream_workers`]), so long-lived
-//! streams cannot take every thread from short calls. A handler may block
-//! on its request stream or on flow control without starving other calls.
-//! The pools never queue silently: `ServerShared::try_submit_unary` and
-//! `try_submit_stream` hand back a job no worker can take, for the caller
-//! to refuse the call. Callback handlers run on a small fixed pool
-//! ([`ServerConfig::callback_threads`]). Running handlers per
-//! connection are capped by MAX_CONCURRENT_STREAMS (grpc-go's
-//! CVE-2023-44487 fix): a stream over it is refused before any handler
-//! runs, and a stream reset before its handler starts never runs it.
-//! With `inline_handlers`, unary and server-streaming handlers run on the
-//! event-loop thread once their request is complete (only for handlers
-//! that never block); client- and bidi-streaming handlers always use a
-//! pool, since they wait for messages.
+//! Every call runs on one core (see `session` and [`ServerReactor`]): the
+//! session on the connection's event loop validates, routes, decodes and
+//! times the call (deadlines on the loop's timer heap), and the handler
+//! reacts. Two handler styles sit on it:
+//!
+//! - **Callback handlers** ([`MethodDesc::reactor`],
+//!   [`MethodDesc::callback_unary`]): a [`ServerReactor`] per call reacts
+//!   to a message, the half-close, "ready to send more" and cancellation;
+//!   [`ServerCall::send`] never blocks (it reports [`SendState::Full`] and
+//!   the reactor hears `on_ready` later). Callbacks run on the loop
+//!   (default) or, per method or service, on a small fixed callback pool
+//!   ([`ServerConfig::callback_threads`]). No thread per call: a server
+//!   holds as many open streams as memory allows.
+//! - **Blocking handlers** (the generated traits, `raw_unary`, ...) run on
+//!   bounded elastic pools: unary and server-streaming handlers on one (up
+//!   to [`ServerConfig::max_workers`]; with `inline_handlers`, blocking
+//!   *unary* handlers run on the loop instead, for handlers that never
+//!   block), client- and bidi-streaming handlers on another (up to
+//!   [`ServerConfig::max_stream_workers`]), so long-lived streams cannot
+//!   take every thread from short calls. A call no worker can take is
+//!   refused at once with RESOURCE_EXHAUSTED and counted
+//!   ([`ServerStats::refused_calls`]), never queued.
+//!
+//! A handler, interceptor or callback that panics ends its call with
+//! INTERNAL ("handler panicked", counted in
+//! [`ServerStats::handler_panics`]); the loop or worker carries on.
+//! Running calls per connection are capped by MAX_CONCURRENT_STREAMS
+//! (grpc-go's CVE-2023-44487 fix): a request past the cap waits while the
+//! connection stops reading, and a blocking handler keeps its slot until it
+//! returns, even after its stream was reset.
 //!
 //! This module also owns the server's lifecycle: the connections map
 //! (keyed by [`ConnHandle`] id, pruned when a session is dropped, i.e. when
