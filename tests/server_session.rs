@@ -87,7 +87,7 @@ fn callback_unary_answers_inline_with_message_and_ok_trailers() {
 
     let call = grpc.call(key);
     assert!(!call.trailers_only);
-    assert!(call.headers.is_some(), "response headers first");
+    assert_eq!(call.http_status, Some(200), "response headers first");
     assert_eq!(call.messages, [Bytes::from_static(b"olleh")]);
     assert_eq!(call.reset, None);
     let status = grpc.status(key);
@@ -883,4 +883,126 @@ fn pooled_reactor_releases_request_window_only_after_its_callbacks_ran() {
     );
     assert_eq!(*received.lock().unwrap(), (0..TOTAL).collect::<Vec<_>>());
     assert!(stream_updates(&grpc.pair.server.take_frames()) > 0);
+}
+
+// --- routing and request checks --------------------------------------------
+
+#[test]
+fn unknown_service_or_method_and_bad_timeout_are_answered_trailers_only() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut grpc = GrpcPair::with_server(server_with(unary_methods(&calls), true));
+
+    for (path, extra, code) in [
+        ("/test.Nope/Callback", None, Code::Unimplemented),
+        ("/test.Svc/Nope", None, Code::Unimplemented),
+        ("/no-slash", None, Code::Unimplemented),
+        (
+            "/test.Svc/Callback",
+            Some(("grpc-timeout", "1X")),
+            Code::Internal,
+        ),
+        (
+            "/test.Svc/Callback",
+            Some(("grpc-encoding", "snappy")),
+            Code::Unimplemented,
+        ),
+    ] {
+        let extra: Vec<(&str, &str)> = extra.into_iter().collect();
+        let key = grpc.open_with(path, &extra, false);
+        grpc.send(key, b"x", true);
+        grpc.drive();
+        let call = grpc.call(key);
+        assert!(call.trailers_only, "{path} {extra:?}");
+        let status = grpc.status(key);
+        assert_eq!(status.code(), code, "{path} {extra:?}: {status:?}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    // The session still serves.
+    let key = grpc.unary("/test.Svc/Callback", b"ok");
+    assert_eq!(grpc.status(key).code(), Code::Ok);
+}
+
+#[test]
+fn non_grpc_content_type_gets_415() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut grpc = GrpcPair::with_server(server_with(unary_methods(&calls), true));
+
+    let key = grpc.open_with("/test.Svc/Callback", &[], false);
+    // open_with sends application/grpc; a second request with another
+    // content type goes through the client directly.
+    grpc.send(key, b"x", true);
+    let other = grpc.pair.client.conn.buffer().new_stream_key();
+    grpc.pair.client.put(mio_grpc::loopy::Item::Open {
+        key: other,
+        fields: vec![
+            grpc_pair::hf(":method", "POST"),
+            grpc_pair::hf(":scheme", "http"),
+            grpc_pair::hf(":path", "/test.Svc/Callback"),
+            grpc_pair::hf(":authority", "localhost"),
+            grpc_pair::hf("content-type", "application/json"),
+        ],
+        end_stream: true,
+        quota: None,
+    });
+    grpc.calls.insert(other, grpc_pair::Call::default());
+    grpc.drive();
+
+    assert_eq!(grpc.status(key).code(), Code::Ok);
+    let call = grpc.call(other);
+    assert!(call.trailers_only);
+    assert_eq!(call.http_status, Some(415));
+    let status = grpc.status(other);
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+// --- answers from other threads ---------------------------------------------
+
+#[test]
+fn callback_unary_may_answer_later_from_another_thread() {
+    let (tx, rx) = std::sync::mpsc::channel::<(ServerCall, Bytes)>();
+    let tx = Mutex::new(tx);
+    let method = MethodDesc::callback_unary("Later", move |call, request| {
+        tx.lock().unwrap().send((call.clone(), request)).unwrap();
+    });
+    let mut grpc = GrpcPair::with_server(server_with(
+        ServiceDesc::new("test.Svc").method(method),
+        false,
+    ));
+
+    let key = grpc.unary("/test.Svc/Later", b"ping");
+    let (call, request) = rx.try_recv().expect("the callback ran inline");
+    assert!(!grpc.call(key).ended(), "not answered yet");
+
+    let answer = std::thread::spawn(move || call.finish_with_message(&reversed(&request)));
+    assert!(answer.join().unwrap());
+    grpc.drive();
+    assert_eq!(grpc.status(key).code(), Code::Ok);
+    assert_eq!(grpc.call(key).messages, [Bytes::from_static(b"gnip")]);
+}
+
+#[test]
+fn pooled_reactor_hears_its_deadline_on_the_pool() {
+    let log = Log::default();
+    let l = log.clone();
+    let method = MethodDesc::reactor("Silent", MethodKind::BidiStreaming, move |_call| {
+        Box::new(Silent { log: l.clone() }) as Box<dyn ServerReactor>
+    })
+    .on_pool();
+    let mut grpc = GrpcPair::with_server(server_with(
+        ServiceDesc::new("test.Svc").method(method),
+        false,
+    ));
+
+    let key = grpc.open_with("/test.Svc/Silent", &[("grpc-timeout", "2S")], false);
+    grpc.send(key, b"one", false);
+    assert!(grpc.drive_until(PATIENCE, |_| log.entries() == ["message one"]));
+
+    grpc.advance(Duration::from_millis(1999));
+    assert!(!grpc.call(key).ended());
+    grpc.advance(Duration::from_millis(1));
+    assert_eq!(grpc.status(key).code(), Code::DeadlineExceeded);
+    assert!(grpc.drive_until(PATIENCE, |_| log.entries().len() == 2));
+    assert_eq!(log.entries(), ["message one", "cancel DeadlineExceeded"]);
 }

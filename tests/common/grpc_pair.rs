@@ -37,6 +37,8 @@ const STEP_LIMIT: usize = 100_000;
 pub struct Call {
     /// The response headers (the whole head of a trailers-only response).
     pub headers: Option<HeaderList>,
+    /// The response's `:status`.
+    pub http_status: Option<u16>,
     /// The response was trailers-only (one HEADERS with END_STREAM).
     pub trailers_only: bool,
     /// Response messages, in order.
@@ -53,10 +55,17 @@ pub struct Call {
     decoder: MessageDecoder,
 }
 
+impl Default for Call {
+    fn default() -> Call {
+        Call::new()
+    }
+}
+
 impl Call {
     fn new() -> Call {
         Call {
             headers: None,
+            http_status: None,
             trailers_only: false,
             messages: Vec::new(),
             trailers: None,
@@ -359,6 +368,7 @@ impl GrpcPair {
                     end_stream,
                 } => {
                     if let Some(call) = self.calls.get_mut(&key) {
+                        call.http_status = Some(head.status);
                         call.headers = Some(head.fields);
                         call.trailers_only = end_stream;
                     }
