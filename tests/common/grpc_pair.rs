@@ -177,6 +177,19 @@ impl GrpcPair {
         fed || moved || got
     }
 
+    /// A step whose reads are delivered only after the next poll: the
+    /// runtime driver's order when a wake-up's event budget ran out and
+    /// the rest of a read is held for the next wake-up (which polls the
+    /// session first).
+    pub fn step_delivering_late(&mut self) -> bool {
+        let now = self.pair.now;
+        let moved = self.pair.step();
+        self.session.poll(&mut self.pair.server.conn, now);
+        let fed = self.feed();
+        let got = self.collect_client();
+        moved || fed || got
+    }
+
     /// Hands the server connection's new events to the session.
     fn feed(&mut self) -> bool {
         let mut any = false;
