@@ -269,10 +269,11 @@ impl CallShared {
     }
 
     /// True if another message may be queued now; otherwise `waiter` is
-    /// registered and woken once it may.
+    /// registered and woken once it may. A closed quota (the stream is
+    /// gone) is never ready: the cancellation follows.
     pub(crate) fn poll_ready(&self, waiter: &Arc<dyn Wake>) -> bool {
         match &self.quota {
-            Some(quota) => quota.poll_ready(waiter).unwrap_or(true),
+            Some(quota) => quota.poll_ready(waiter).unwrap_or(false),
             None => true,
         }
     }

@@ -498,6 +498,10 @@ impl GrpcSession {
         let Some(entry) = self.calls.get_mut(&key) else {
             return;
         };
+        if entry.call.call.is_finished() && !matches!(entry.runner, Runner::BlockingStream(_)) {
+            // A reactor that already answered hears nothing more.
+            return;
+        }
         match &mut entry.runner {
             Runner::Inline(reactor) => {
                 if !reactor::react(reactor, &entry.call, &self.server, Reaction::HalfClose) {
