@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use mio_grpc::client::{CallOptions, Channel, StreamingCall};
 
+use crate::alloc::{class_limit, SIZE_CLASSES};
 use crate::args::{ArgError, Args, ClientArgs};
 use crate::client::{connect, server_stats};
 use crate::report::Report;
-use crate::server::IDLE_METHOD;
+use crate::server::{ServerStats, IDLE_METHOD};
 use crate::spawn::{can_pin, command, run_client, ServerProcess};
 
 /// Streams held by default.
@@ -232,6 +233,13 @@ pub struct IdleResult {
     pub without: Latency,
     /// Unary at concurrency 1 with the streams open.
     pub with: Latency,
+    /// The server's stats (allocations, live heap) just before the
+    /// streams were opened.
+    pub stats_before: ServerStats,
+    /// The server's stats with the streams open.
+    pub stats_after: ServerStats,
+    /// The server's stats after the streams were closed.
+    pub stats_closed: Option<ServerStats>,
 }
 
 /// One goal, met or not.
@@ -261,6 +269,44 @@ impl IdleResult {
         }
         self.rss_before_kib.saturating_sub(self.rss_start_kib) as f64 * 1024.0
             / f64::from(self.conns)
+    }
+
+    /// Server heap allocations per stream (Δ allocation count ÷ N; counts
+    /// every allocation made while opening, freed or not).
+    pub fn allocs_per_stream(&self) -> f64 {
+        if self.streams == 0 {
+            return 0.0;
+        }
+        self.stats_after.allocs.saturating_sub(self.stats_before.allocs) as f64
+            / self.streams as f64
+    }
+
+    /// Server live heap bytes per stream (Δ live bytes ÷ N; 0 when the
+    /// server did not track its heap).
+    pub fn heap_bytes_per_stream(&self) -> f64 {
+        if self.streams == 0 {
+            return 0.0;
+        }
+        (self.stats_after.heap_bytes - self.stats_before.heap_bytes) as f64 / self.streams as f64
+    }
+
+    /// The live heap's growth per stream by size class, for the classes
+    /// that grew by at least 8 bytes per stream: (largest block size in
+    /// the class, blocks per stream, bytes per stream). Blocks far below
+    /// one per stream are per-connection tables grown to hold the streams.
+    pub fn blocks_per_stream(&self) -> Vec<(usize, f64, f64)> {
+        if self.streams == 0 {
+            return Vec::new();
+        }
+        let n = self.streams as f64;
+        let (a, b) = (&self.stats_after, &self.stats_before);
+        (0..SIZE_CLASSES)
+            .filter_map(|k| {
+                let blocks = (a.heap_blocks[k] - b.heap_blocks[k]) as f64 / n;
+                let bytes = (a.heap_class_bytes[k] - b.heap_class_bytes[k]) as f64 / n;
+                (bytes.abs() >= 8.0).then_some((class_limit(k), blocks, bytes))
+            })
+            .collect()
     }
 
     /// Unary p99 with the streams ÷ without (`None` without a figure).
@@ -340,6 +386,35 @@ impl IdleResult {
             self.streams,
             self.bytes_per_stream()
         );
+        if self.stats_after.heap_bytes != 0 {
+            let classes = self
+                .blocks_per_stream()
+                .iter()
+                .map(|(limit, n, bytes)| {
+                    if *limit == usize::MAX {
+                        format!("{n:.3} × larger = {bytes:.0} B")
+                    } else {
+                        format!("{n:.3} × ≤{limit} B = {bytes:.0} B")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                out,
+                "  server heap per stream: {:.1} allocations, {:.0} B live; RSS beyond the live heap: {:.0} B\n  live heap per stream by block size: {}",
+                self.allocs_per_stream(),
+                self.heap_bytes_per_stream(),
+                self.bytes_per_stream() - self.heap_bytes_per_stream(),
+                if classes.is_empty() { "-".into() } else { classes },
+            );
+            if let Some(closed) = &self.stats_closed {
+                let _ = writeln!(
+                    out,
+                    "  server live heap after closing the streams: {:+.1} MiB against before opening them",
+                    (closed.heap_bytes - self.stats_before.heap_bytes) as f64 / (1 << 20) as f64
+                );
+            }
+        }
         for (label, l) in [
             ("without streams", self.without),
             ("with streams   ", self.with),
@@ -492,6 +567,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
             &threads,
             "--max-streams",
             &max_streams,
+            "--track-heap",
         ],
     )
     .map_err(|e| format!("starting the bench server: {e}"))?;
@@ -529,6 +605,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     let rss_before_kib = rss()?;
     let threads_before = threads_now();
     let without = unary("without streams")?;
+    let stats_before = server_stats(&stats).unwrap_or_default();
 
     eprintln!("opening {} idle streams ...", args.streams);
     let begin = Instant::now();
@@ -545,6 +622,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(300));
     let rss_after_kib = rss()?;
     let threads_after = threads_now();
+    let stats_after = server_stats(&stats).unwrap_or_default();
     let with = unary("with streams")?;
     let still = server_stats(&stats).map_or(0, |s| s.idle_streams);
 
@@ -552,6 +630,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     holder.close_send();
     let left = settle(&stats, |open| open == 0);
     let rss_closed_kib = rss().ok();
+    let stats_closed = server_stats(&stats);
     drop(holder);
     stats.close();
     drop(server);
@@ -568,6 +647,9 @@ pub fn run(rest: &[String]) -> Result<(), String> {
         open_time,
         without,
         with,
+        stats_before,
+        stats_after,
+        stats_closed,
     };
     println!();
     print!("{}", result.render());
@@ -666,6 +748,33 @@ mod tests {
         assert_eq!(r.bytes_per_stream(), 3072.0);
         assert!((r.bytes_per_conn() - 20_480.0).abs() < 1e-9);
         assert_eq!(r.p99_ratio(), Some(1.5));
+        assert!(!r.render().contains("heap per stream"), "no heap figures when untracked");
+        r.stats_before.allocs = 1_000;
+        r.stats_after.allocs = 1_000 + 500_000;
+        r.stats_before.heap_bytes = 1 << 20;
+        r.stats_after.heap_bytes = (1 << 20) + 200_000_000;
+        r.stats_after.heap_blocks[6] = 300_000; // ≤ 64 B, 3 per stream
+        r.stats_after.heap_class_bytes[6] = 19_200_000; // 192 B per stream
+        r.stats_after.heap_blocks[20] = 100; // one 1 MiB table per connection
+        r.stats_after.heap_class_bytes[20] = 100_000_000;
+        r.stats_after.heap_blocks[3] = 1; // under 8 B per stream: left out
+        r.stats_after.heap_class_bytes[3] = 8;
+        assert_eq!(r.allocs_per_stream(), 5.0);
+        assert_eq!(r.heap_bytes_per_stream(), 2000.0);
+        assert_eq!(
+            r.blocks_per_stream(),
+            vec![(64, 3.0, 192.0), (1 << 20, 0.001, 1000.0)]
+        );
+        let text = r.render();
+        assert!(
+            text.contains("5.0 allocations, 2000 B live;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("by block size: 3.000 × ≤64 B = 192 B, 0.001 × ≤1048576 B = 1000 B"),
+            "{text}"
+        );
+        assert!(text.contains("RSS beyond the live heap: 1072 B"), "{text}");
         assert!(r.goals().iter().all(|g| g.met), "{:?}", r.goals());
         assert!(r.render().contains("3072 B"));
 

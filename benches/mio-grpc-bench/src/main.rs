@@ -22,11 +22,13 @@ usage:
                                       U64, S1 at 0 B and 1 KiB, table + SVG
   mio-grpc-bench main [--duration S] [--warmup S] [--out DIR]
   mio-grpc-bench server --port P [--threads N] [--inline] [--callback]
-                        [--max-streams N]
+                        [--max-streams N] [--track-heap]
                                       --callback: StreamingCall (S1) as a
                                       callback reactor on the loop instead of
                                       the blocking handler; --max-streams:
-                                      MAX_CONCURRENT_STREAMS per connection
+                                      MAX_CONCURRENT_STREAMS per connection;
+                                      --track-heap: keep the live heap for
+                                      the stats method (idle uses it)
   mio-grpc-bench client --target HOST:PORT --rpc unary|streaming
                         --concurrency C --connections K --duration S
                         --warmup S --req-size B --resp-size B
@@ -72,7 +74,7 @@ fn run_server(rest: &[String]) -> Result<(), String> {
     let a = Args::parse(
         rest,
         &["port", "threads", "max-streams"],
-        &["inline", "callback"],
+        &["inline", "callback", "track-heap"],
     )
     .map_err(|e| e.to_string())?;
     let port = a
@@ -85,6 +87,7 @@ fn run_server(rest: &[String]) -> Result<(), String> {
         threads: a.num("threads", 1usize).map_err(|e| e.to_string())?,
         inline: a.flag("inline"),
         callback: a.flag("callback"),
+        track_heap: a.flag("track-heap"),
         max_streams: match a.get("max-streams") {
             None => None,
             Some(_) => Some(a.num("max-streams", 0u32).map_err(|e| e.to_string())?),

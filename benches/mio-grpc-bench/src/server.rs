@@ -61,6 +61,17 @@ pub struct ServerStats {
     /// and not yet dropped). Absent from older servers' answers: 0.
     #[serde(default)]
     pub idle_streams: u64,
+    /// Live heap bytes, when the server keeps them (`--track-heap`; see
+    /// [`crate::alloc::track_heap`]), else 0.
+    #[serde(default)]
+    pub heap_bytes: i64,
+    /// Live heap blocks by size class ([`crate::alloc::SIZE_CLASSES`]),
+    /// when kept.
+    #[serde(default)]
+    pub heap_blocks: [i64; crate::alloc::SIZE_CLASSES],
+    /// Live heap bytes by size class, when kept.
+    #[serde(default)]
+    pub heap_class_bytes: [i64; crate::alloc::SIZE_CLASSES],
 }
 
 /// The benchmark service: responses of `response_size` zero bytes.
@@ -284,6 +295,9 @@ pub struct ServerOptions {
     /// SETTINGS_MAX_CONCURRENT_STREAMS per connection (`None`: the
     /// server's default, 100).
     pub max_streams: Option<u32>,
+    /// Keep the live heap ([`crate::alloc::track_heap`]) from the start,
+    /// for the stats method to report (costs two atomics per allocation).
+    pub track_heap: bool,
 }
 
 impl Default for ServerOptions {
@@ -296,6 +310,7 @@ impl Default for ServerOptions {
             inline: false,
             callback: false,
             max_streams: None,
+            track_heap: false,
         }
     }
 }
@@ -318,10 +333,14 @@ pub fn build(options: ServerOptions) -> Result<Server, String> {
     let stats = ServiceDesc::new("mio_grpc.bench.Stats").method(MethodDesc::raw_unary(
         "Snapshot",
         move |_ctx: &Context, _req: Bytes| {
+            let heap = crate::alloc::live_heap();
             let snapshot = ServerStats {
                 allocs: crate::alloc::allocations(),
                 calls: calls.load(Ordering::Relaxed),
                 idle_streams: idle_count.load(Ordering::Relaxed),
+                heap_bytes: heap.bytes,
+                heap_blocks: heap.blocks,
+                heap_class_bytes: heap.class_bytes,
             };
             serde_json::to_vec(&snapshot)
                 .map(Bytes::from)
@@ -351,6 +370,7 @@ pub fn build(options: ServerOptions) -> Result<Server, String> {
 
 /// Serves until the process is killed.
 pub fn serve(options: ServerOptions) -> Result<(), String> {
+    crate::alloc::track_heap(options.track_heap);
     let mut server = build(options)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
     println!(
