@@ -150,7 +150,10 @@ mod tests {
         assert_eq!(size_class(usize::MAX), SIZE_CLASSES - 1);
         for size in [2, 3, 64, 65, 1000, 4096] {
             let k = size_class(size);
-            assert!(size <= class_limit(k) && size > class_limit(k - 1), "{size}");
+            assert!(
+                size <= class_limit(k) && size > class_limit(k - 1),
+                "{size}"
+            );
         }
     }
 }

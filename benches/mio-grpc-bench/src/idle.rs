@@ -240,6 +240,8 @@ pub struct IdleResult {
     pub stats_after: ServerStats,
     /// The server's stats after the streams were closed.
     pub stats_closed: Option<ServerStats>,
+    /// The server's stats after the holder's connections were closed too.
+    pub stats_gone: Option<ServerStats>,
 }
 
 /// One goal, met or not.
@@ -277,7 +279,9 @@ impl IdleResult {
         if self.streams == 0 {
             return 0.0;
         }
-        self.stats_after.allocs.saturating_sub(self.stats_before.allocs) as f64
+        self.stats_after
+            .allocs
+            .saturating_sub(self.stats_before.allocs) as f64
             / self.streams as f64
     }
 
@@ -407,11 +411,18 @@ impl IdleResult {
                 self.bytes_per_stream() - self.heap_bytes_per_stream(),
                 if classes.is_empty() { "-".into() } else { classes },
             );
+            let growth = |s: &ServerStats| {
+                (s.heap_bytes - self.stats_before.heap_bytes) as f64 / (1 << 20) as f64
+            };
             if let Some(closed) = &self.stats_closed {
                 let _ = writeln!(
                     out,
-                    "  server live heap after closing the streams: {:+.1} MiB against before opening them",
-                    (closed.heap_bytes - self.stats_before.heap_bytes) as f64 / (1 << 20) as f64
+                    "  server live heap against before the streams: {:+.1} MiB after closing them{}",
+                    growth(closed),
+                    self.stats_gone.as_ref().map_or(String::new(), |gone| format!(
+                        ", {:+.1} MiB after closing their connections too",
+                        growth(gone)
+                    ))
                 );
             }
         }
@@ -632,6 +643,8 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     let rss_closed_kib = rss().ok();
     let stats_closed = server_stats(&stats);
     drop(holder);
+    std::thread::sleep(Duration::from_millis(500));
+    let stats_gone = server_stats(&stats);
     stats.close();
     drop(server);
 
@@ -650,6 +663,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
         stats_before,
         stats_after,
         stats_closed,
+        stats_gone,
     };
     println!();
     print!("{}", result.render());
@@ -748,7 +762,10 @@ mod tests {
         assert_eq!(r.bytes_per_stream(), 3072.0);
         assert!((r.bytes_per_conn() - 20_480.0).abs() < 1e-9);
         assert_eq!(r.p99_ratio(), Some(1.5));
-        assert!(!r.render().contains("heap per stream"), "no heap figures when untracked");
+        assert!(
+            !r.render().contains("heap per stream"),
+            "no heap figures when untracked"
+        );
         r.stats_before.allocs = 1_000;
         r.stats_after.allocs = 1_000 + 500_000;
         r.stats_before.heap_bytes = 1 << 20;
@@ -766,10 +783,7 @@ mod tests {
             vec![(64, 3.0, 192.0), (1 << 20, 0.001, 1000.0)]
         );
         let text = r.render();
-        assert!(
-            text.contains("5.0 allocations, 2000 B live;"),
-            "{text}"
-        );
+        assert!(text.contains("5.0 allocations, 2000 B live;"), "{text}");
         assert!(
             text.contains("by block size: 3.000 × ≤64 B = 192 B, 0.001 × ≤1048576 B = 1000 B"),
             "{text}"
