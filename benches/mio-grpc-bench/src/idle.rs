@@ -242,6 +242,9 @@ pub struct IdleResult {
     pub stats_closed: Option<ServerStats>,
     /// The server's stats after the holder's connections were closed too.
     pub stats_gone: Option<ServerStats>,
+    /// The same after one more connection was accepted (the server prunes
+    /// its list of closed connections on accept).
+    pub stats_pruned: Option<ServerStats>,
 }
 
 /// One goal, met or not.
@@ -417,11 +420,15 @@ impl IdleResult {
             if let Some(closed) = &self.stats_closed {
                 let _ = writeln!(
                     out,
-                    "  server live heap against before the streams: {:+.1} MiB after closing them{}",
+                    "  server live heap against before the streams: {:+.1} MiB after closing them{}{}",
                     growth(closed),
                     self.stats_gone.as_ref().map_or(String::new(), |gone| format!(
                         ", {:+.1} MiB after closing their connections too",
                         growth(gone)
+                    )),
+                    self.stats_pruned.as_ref().map_or(String::new(), |pruned| format!(
+                        ", {:+.1} MiB once the server accepted one more connection",
+                        growth(pruned)
                     ))
                 );
             }
@@ -645,6 +652,12 @@ pub fn run(rest: &[String]) -> Result<(), String> {
     drop(holder);
     std::thread::sleep(Duration::from_millis(500));
     let stats_gone = server_stats(&stats);
+    let fresh = connect(&target, 1)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let stats_pruned = server_stats(&stats);
+    for channel in fresh {
+        channel.close();
+    }
     stats.close();
     drop(server);
 
@@ -664,6 +677,7 @@ pub fn run(rest: &[String]) -> Result<(), String> {
         stats_after,
         stats_closed,
         stats_gone,
+        stats_pruned,
     };
     println!();
     print!("{}", result.render());
