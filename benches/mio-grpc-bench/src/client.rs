@@ -57,9 +57,9 @@ fn reply_ok(reply: &Bytes, resp_size: usize) -> bool {
         .is_ok_and(|r| r.payload.map_or(0, |p| p.body.len()) == resp_size)
 }
 
-/// Connects `k` channels to `target` and waits (up to 10 s) for each to be
-/// ready.
-fn connect(target: &str, k: u32) -> Result<Vec<Channel>, String> {
+/// Connects `k` channels (one connection each) to `target` and waits (up
+/// to 10 s) for each to be ready.
+pub fn connect(target: &str, k: u32) -> Result<Vec<Channel>, String> {
     let mut channels = Vec::new();
     for _ in 0..k {
         let channel = Channel::new(target, ChannelOptions::default())
@@ -87,7 +87,7 @@ fn connect(target: &str, k: u32) -> Result<Vec<Channel>, String> {
 }
 
 /// The server's stats, if it is ours (others answer UNIMPLEMENTED).
-fn server_stats(channel: &Channel) -> Option<ServerStats> {
+pub fn server_stats(channel: &Channel) -> Option<ServerStats> {
     let reply = channel
         .unary_raw(
             STATS_METHOD,

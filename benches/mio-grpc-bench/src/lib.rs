@@ -3,8 +3,9 @@
 //! share — the result record and its JSON line ([`report`]), starting
 //! pinned processes ([`spawn`]), the raw TCP ping-pong floor ([`floor`]),
 //! text tables ([`table`]) and the latency-percentile SVG ([`svg`]) — plus
-//! our own server and client ([`server`], [`client`]) and the generated
-//! `grpc.testing` benchmark service ([`proto`]).
+//! our own server and client ([`server`], [`client`]), the idle-streams
+//! scenario ([`idle`]) and the generated `grpc.testing` benchmark service
+//! ([`proto`]).
 //!
 //! The contract the binaries follow is `../shared/BENCH.md`: `server --port
 //! P` serves `grpc.testing.BenchmarkService` on 127.0.0.1:P; `client
@@ -16,6 +17,7 @@ pub mod alloc;
 pub mod args;
 pub mod client;
 pub mod floor;
+pub mod idle;
 pub mod report;
 pub mod server;
 pub mod spawn;

@@ -97,6 +97,12 @@ impl ServerProcess {
         )
     }
 
+    /// The server's process id (`taskset` execs the program, so it is the
+    /// server's own).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `cmd` (its stdout and stderr go to /dev/null) and waits for
     /// it to listen on `addr`.
     pub fn start(mut cmd: Command, addr: SocketAddr) -> io::Result<ServerProcess> {
