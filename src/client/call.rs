@@ -20,9 +20,7 @@ use framer::Reason;
 use parking_lot::{Condvar, Mutex};
 
 use crate::backlog::Backlog;
-use crate::conn::{
-    Command, QuotaError, ResponseHead, StreamKey, WriteQuota, DEFAULT_WRITE_QUOTA,
-};
+use crate::conn::{Command, QuotaError, ResponseHead, StreamKey, WriteQuota, DEFAULT_WRITE_QUOTA};
 use crate::deadline::Expire;
 use crate::grpc::{self, Code, Encoding, MessageDecoder, Metadata, RawMessage, Status};
 use crate::runtime::ConnHandle;

@@ -8,10 +8,13 @@
 //!   (it consumes whole frames from the buffer and leaves the rest);
 //!   [`Connection::handle_timeout`] when [`Connection::next_timeout`] has
 //!   passed; [`Connection::handle_transport_closed`] on EOF or an I/O error.
-//! - Application commands: [`Item`]s put into
-//!   [`Connection::buffer`] from any thread (open a stream, send headers,
-//!   data, trailers, reset), and, holding the connection,
-//!   [`Connection::release_capacity`], [`Connection::ping`],
+//! - Application commands: typed [`Command`]s (open a stream, send
+//!   headers, data, trailers, reset), sent holding the connection with
+//!   [`Connection::send`] or from any thread through its [`Inbox`]
+//!   ([`Connection::inbox`]); refusals are a typed [`SendError`]. Holding
+//!   the connection also: [`Connection::release_capacity`],
+//!   [`Connection::reset`], [`Connection::reset_after_response`],
+//!   [`Connection::take_slot`], [`Connection::ping`],
 //!   [`Connection::shutdown`].
 //! - Output, `poll_*`: [`Connection::poll_transmit`] fills a
 //!   [`Batch`] for one vectored write;
@@ -36,6 +39,20 @@
 //! is the send side; the receive path and the timers call it directly, and
 //! the control buffer carries only the application's commands from other
 //! threads.
+//!
+//! # Layering
+//!
+//! This module is the line below which loopy lives. `command.rs` turns
+//! conn's [`Command`]s into loopy's items, here and nowhere else; the data
+//! types the layers above need are re-exported from here ([`StreamKey`],
+//! [`WriteQuota`] and [`QuotaError`], [`Wake`], [`DropCause`],
+//! [`RequestHead`] and [`ResponseHead`], …). The server, the client and
+//! the HTTP layer name nothing from `loopy` nor from this module's
+//! internals: in a session callback they use the `&mut Connection` they are
+//! handed and its typed methods; elsewhere, the runtime's `ConnHandle`
+//! (typed commands and a few narrow operations, never the connection
+//! itself). [`Connection::buffer`] (loopy's control buffer, raw items) is
+//! for tests and tools that drive the lower layers by hand.
 
 #![cfg_attr(
     not(test),
@@ -65,10 +82,10 @@ mod timer;
 pub mod validate;
 mod violation;
 
+pub use command::{Command, Inbox, SendError};
 pub use config::{
     AbuseLimits, ClientKeepalive, ConnConfig, EnforcementPolicy, RateLimit, ServerKeepalive,
 };
-pub use command::{Command, Inbox, SendError};
 pub use event::{CloseReason, ConnEvent};
 pub use head::{RequestHead, ResponseHead};
 // The data types of loopy's that the layers above name (stream keys, write

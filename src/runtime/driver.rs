@@ -1,7 +1,8 @@
 //! One connection on the runtime: its socket (TCP or Unix-domain, one
 //! [`Socket`] either way), its sans-IO [`Connection`], its read buffer and
 //! output batch under one lock, and the [`ConnHandle`] through which any
-//! thread reaches it.
+//! thread reaches it: conn's typed commands and a few narrow operations,
+//! never the [`Connection`] itself (nor loopy's items or control buffer).
 //!
 //! A wake-up on the loop ([`ConnShared::service`]) spends at most one
 //! [`Budget`]: bytes read, events delivered, bytes written. Where one runs
