@@ -35,9 +35,8 @@ use framer::hpack::HeaderField;
 use framer::{
     Data, Encoder, Frame, HeaderBlock, Headers, Ping, Settings, StreamId, WindowUpdate, PREFACE,
 };
-use loopy::{Item, StreamKey};
 use mio_grpc::client::{CallOptions, Channel, ChannelOptions};
-use mio_grpc::conn::{CloseReason, ConnConfig, ConnEvent, Connection};
+use mio_grpc::conn::{CloseReason, Command, ConnConfig, ConnEvent, Connection, StreamKey};
 use mio_grpc::http;
 use mio_grpc::runtime::{Acceptor, ConnHandle, ListenerConfig, Runtime, RuntimeConfig, Session};
 use mio_grpc::server::{Context, MethodDesc, Server, ServerHandle, ServiceDesc};
@@ -453,15 +452,15 @@ fn tiny_budgets_still_move_large_bodies_and_bursts_both_ways() {
     let mut items = Vec::new();
     let mut keys = Vec::new();
     for body in &bodies {
-        let key = handle.buffer().new_stream_key();
+        let key = handle.new_stream_key();
         keys.push(key);
-        items.push(Item::Open {
+        items.push(Command::Open {
             key,
             fields: post("/echo"),
             end_stream: false,
             quota: None,
         });
-        items.push(Item::Data {
+        items.push(Command::Data {
             key,
             data: body.clone(),
             end_stream: true,

@@ -9,8 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use framer::hpack::HeaderField;
-use loopy::{Item, StreamKey};
-use mio_grpc::conn::{ConnConfig, ConnEvent, Connection};
+use mio_grpc::conn::{Command, ConnConfig, ConnEvent, Connection, StreamKey};
 use mio_grpc::http::{Execution, Request, Response, Server, ServerConfig};
 use mio_grpc::runtime::{ListenerConfig, Runtime, RuntimeConfig, Session};
 
@@ -92,17 +91,17 @@ fn a_client_connection_on_the_runtime_gets_responses() {
         )
         .unwrap();
     for i in 0..20 {
-        let key = handle.buffer().new_stream_key();
+        let key = handle.new_stream_key();
         let body = Bytes::from(format!("message {i}"));
         handle
             .send([
-                Item::Open {
+                Command::Open {
                     key,
                     fields: request("/echo"),
                     end_stream: false,
                     quota: None,
                 },
-                Item::Data {
+                Command::Data {
                     key,
                     data: body.clone(),
                     end_stream: true,
@@ -143,16 +142,16 @@ fn a_large_body_crosses_the_flow_control_windows_both_ways() {
         .map(|i| (i % 251) as u8)
         .collect::<Vec<u8>>()
         .into();
-    let key = handle.buffer().new_stream_key();
+    let key = handle.new_stream_key();
     handle
         .send([
-            Item::Open {
+            Command::Open {
                 key,
                 fields: request("/echo"),
                 end_stream: false,
                 quota: None,
             },
-            Item::Data {
+            Command::Data {
                 key,
                 data: body.clone(),
                 end_stream: true,
@@ -203,9 +202,9 @@ fn many_connections_on_a_reuse_port_server_all_get_answers() {
         clients.push((handle, rx));
     }
     for (handle, rx) in &clients {
-        let key = handle.buffer().new_stream_key();
+        let key = handle.new_stream_key();
         handle
-            .send([Item::Open {
+            .send([Command::Open {
                 key,
                 fields: request("/"),
                 end_stream: true,
@@ -248,9 +247,9 @@ fn when_the_server_goes_away_the_client_hears_connection_closed() {
             move |_| Box::new(Forward(tx)),
         )
         .unwrap();
-    let key = handle.buffer().new_stream_key();
+    let key = handle.new_stream_key();
     handle
-        .send([Item::Open {
+        .send([Command::Open {
             key,
             fields: request("/"),
             end_stream: true,
@@ -274,9 +273,9 @@ fn when_the_server_goes_away_the_client_hears_connection_closed() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(handle.is_closed());
-    let key = handle.buffer().new_stream_key();
+    let key = handle.new_stream_key();
     assert!(handle
-        .send([Item::Open {
+        .send([Command::Open {
             key,
             fields: request("/"),
             end_stream: true,

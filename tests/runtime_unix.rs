@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use framer::hpack::HeaderField;
-use loopy::{Item, StreamKey};
-use mio_grpc::conn::{ConnConfig, ConnEvent, Connection};
+use mio_grpc::conn::{Command, ConnConfig, ConnEvent, Connection, StreamKey};
 use mio_grpc::runtime::{
     Acceptor, ConnHandle, ListenerConfig, PeerAddr, Runtime, RuntimeConfig, Session,
 };
@@ -51,12 +50,12 @@ impl Echo {
         } else {
             Bytes::from(body)
         };
-        let _ = conn.buffer().put(Item::Headers {
+        let _ = conn.send(Command::Headers {
             key,
             fields: vec![HeaderField::new(":status", "200")],
             end_stream: false,
         });
-        let _ = conn.buffer().put(Item::Data {
+        let _ = conn.send(Command::Data {
             key,
             data: body,
             end_stream: true,
@@ -174,15 +173,15 @@ fn request(path: &str) -> Vec<HeaderField> {
 
 /// Sends a request with `body` (none if empty) on a new stream.
 fn send(handle: &ConnHandle, body: &Bytes) -> StreamKey {
-    let key = handle.buffer().new_stream_key();
-    let mut items = vec![Item::Open {
+    let key = handle.new_stream_key();
+    let mut items = vec![Command::Open {
         key,
         fields: request("/echo"),
         end_stream: body.is_empty(),
         quota: None,
     }];
     if !body.is_empty() {
-        items.push(Item::Data {
+        items.push(Command::Data {
             key,
             data: body.clone(),
             end_stream: true,

@@ -17,11 +17,10 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use framer::hpack::HeaderList;
 use framer::Reason;
-use loopy::{Item, StreamKey, WriteQuota};
 use parking_lot::{Condvar, Mutex};
 
 use crate::backlog::Backlog;
-use crate::conn::validate::ResponseHead;
+use crate::conn::{Command, QuotaError, ResponseHead, StreamKey, WriteQuota, DEFAULT_WRITE_QUOTA};
 use crate::deadline::Expire;
 use crate::grpc::{self, Code, Encoding, MessageDecoder, Metadata, RawMessage, Status};
 use crate::runtime::ConnHandle;
@@ -145,7 +144,7 @@ impl ClientCall {
         ClientCall {
             key,
             handle,
-            quota: Arc::new(WriteQuota::new(loopy::DEFAULT_WRITE_QUOTA)),
+            quota: Arc::new(WriteQuota::new(DEFAULT_WRITE_QUOTA)),
             state: Mutex::new(State {
                 decoder: Some(MessageDecoder::new(max_recv)),
                 ..State::default()
@@ -268,7 +267,7 @@ impl ClientCall {
             self.complete(status);
             let key = self.key;
             // We are in the session with the connection locked: queue it.
-            let _ = self.handle.buffer().put(Item::Reset {
+            let _ = self.handle.queue(Command::Reset {
                 key,
                 reason: Reason::CANCEL,
             });
@@ -316,7 +315,7 @@ impl ClientCall {
         let release = self.backlog.consumed(wire);
         if release > 0 {
             let key = self.key;
-            self.handle.with(|conn| conn.release_capacity(key, release));
+            self.handle.release_capacity(key, release);
         }
     }
 
@@ -414,12 +413,12 @@ impl ClientCall {
         framed.extend_from_slice(body);
         if let Err(e) = crate::wait::acquire_blocking(&self.quota, framed.len(), deadline) {
             return Err(self.status().unwrap_or_else(|| match e {
-                loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
-                loopy::QuotaError::Closed => Status::cancelled("the call ended"),
+                QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
+                QuotaError::Closed => Status::cancelled("the call ended"),
             }));
         }
         self.handle
-            .send([Item::Data {
+            .send([Command::Data {
                 key: self.key,
                 data: framed.freeze(),
                 end_stream: end,
@@ -429,7 +428,7 @@ impl ClientCall {
 
     pub(crate) fn close_send(&self) -> Result<(), Status> {
         self.handle
-            .send([Item::Data {
+            .send([Command::Data {
                 key: self.key,
                 data: Bytes::new(),
                 end_stream: true,
@@ -521,7 +520,7 @@ impl ClientCall {
         }
         self.complete(status);
         let key = self.key;
-        let _ = self.handle.send([Item::Reset {
+        let _ = self.handle.send([Command::Reset {
             key,
             reason: Reason::CANCEL,
         }]);

@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use framer::hpack::HeaderField;
 use framer::Reason;
-use loopy::Item;
 use parking_lot::{Condvar, Mutex};
 
 use super::backoff::BackoffConfig;
@@ -49,7 +48,7 @@ use super::service_config::{LbPolicy, RetryThrottle, ServiceConfig};
 use super::subchannel::{Calls, Subchannel};
 use super::target::Target;
 use super::{CallOptions, StreamingCall, UnaryCall, UnaryShared};
-use crate::conn::ConnConfig;
+use crate::conn::{Command, ConnConfig};
 use crate::deadline::Deadlines;
 use crate::grpc::{self, Encoding, Status};
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -586,7 +585,7 @@ impl Inner {
         let deadline = options.deadline();
         let conn = self.pick(deadline, options.wait_for_ready)?;
         let handle = conn.handle.clone();
-        let key = handle.buffer().new_stream_key();
+        let key = handle.new_stream_key();
         let encoding = options.compression.unwrap_or(Encoding::Identity);
         let max_recv = options
             .max_receive_message_size
@@ -635,7 +634,7 @@ impl Inner {
         if let Some(deadline) = deadline {
             self.deadlines.add(deadline, &call);
         }
-        let open = Item::Open {
+        let open = Command::Open {
             key,
             fields,
             end_stream: false,

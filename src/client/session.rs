@@ -6,12 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use framer::Reason;
-use loopy::{DropCause, StreamKey};
 
 use super::call::ClientCall;
 use super::channel::Inner;
 use super::subchannel::{Calls, Subchannel};
-use crate::conn::{CloseReason, ConnEvent, Connection};
+use crate::conn::{CloseReason, ConnEvent, Connection, DropCause, StreamKey};
 use crate::grpc::{Code, Status};
 use crate::runtime::Session;
 
@@ -117,7 +116,7 @@ impl Session for ClientSession {
     }
 }
 
-/// The status of a call whose stream loopy dropped.
+/// The status of a call whose stream the connection dropped ([`DropCause`]).
 pub(crate) fn dropped_status(cause: DropCause) -> Status {
     match cause {
         DropCause::PeerGoAway

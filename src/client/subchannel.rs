@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use loopy::StreamKey;
 use parking_lot::Mutex;
 
 use super::backoff::Backoff;
 use super::call::ClientCall;
 use super::connectivity::ConnectivityState;
 use super::resolver::ResolvedAddr;
+use crate::conn::StreamKey;
 use crate::grpc::Status;
 use crate::runtime::ConnHandle;
 
@@ -99,7 +99,7 @@ impl Subchannel {
             // callback running on this connection's loop, holding its lock.
             // When it is locked, estimate from the calls in flight there and
             // the peer's limit as last seen.
-            let (open, limit, waiting) = match conn.handle.try_with(|c| c.stream_capacity()) {
+            let (open, limit, waiting) = match conn.handle.try_stream_capacity() {
                 Some((open, limit, waiting)) => {
                     conn.peer_limit.store(limit, Ordering::Relaxed);
                     (open, limit, waiting)

@@ -5,7 +5,7 @@ use framer::hpack::HeaderList;
 use framer::{Reason, StreamId};
 use loopy::{DropCause, StreamKey};
 
-use super::validate::{RequestHead, ResponseHead};
+use super::head::{RequestHead, ResponseHead};
 use super::ConnViolation;
 
 /// Why a connection closed.

@@ -8,10 +8,13 @@
 //!   (it consumes whole frames from the buffer and leaves the rest);
 //!   [`Connection::handle_timeout`] when [`Connection::next_timeout`] has
 //!   passed; [`Connection::handle_transport_closed`] on EOF or an I/O error.
-//! - Application commands: [`Item`]s put into
-//!   [`Connection::buffer`] from any thread (open a stream, send headers,
-//!   data, trailers, reset), and, holding the connection,
-//!   [`Connection::release_capacity`], [`Connection::ping`],
+//! - Application commands: typed [`Command`]s (open a stream, send
+//!   headers, data, trailers, reset), sent holding the connection with
+//!   [`Connection::send`] or from any thread through its [`Inbox`]
+//!   ([`Connection::inbox`]); refusals are a typed [`SendError`]. Holding
+//!   the connection also: [`Connection::release_capacity`],
+//!   [`Connection::reset`], [`Connection::reset_after_response`],
+//!   [`Connection::take_slot`], [`Connection::ping`],
 //!   [`Connection::shutdown`].
 //! - Output, `poll_*`: [`Connection::poll_transmit`] fills a
 //!   [`Batch`] for one vectored write;
@@ -36,6 +39,20 @@
 //! is the send side; the receive path and the timers call it directly, and
 //! the control buffer carries only the application's commands from other
 //! threads.
+//!
+//! # Layering
+//!
+//! This module is the line below which loopy lives. `command.rs` turns
+//! conn's [`Command`]s into loopy's items, here and nowhere else; the data
+//! types the layers above need are re-exported from here ([`StreamKey`],
+//! [`WriteQuota`] and [`QuotaError`], [`Wake`], [`DropCause`],
+//! [`RequestHead`] and [`ResponseHead`], …). The server, the client and
+//! the HTTP layer name nothing from `loopy` nor from this module's
+//! internals: in a session callback they use the `&mut Connection` they are
+//! handed and its typed methods; elsewhere, the runtime's `ConnHandle`
+//! (typed commands and a few narrow operations, never the connection
+//! itself). [`Connection::buffer`] (loopy's control buffer, raw items) is
+//! for tests and tools that drive the lower layers by hand.
 
 #![cfg_attr(
     not(test),
@@ -47,8 +64,10 @@
     )
 )]
 
+mod command;
 mod config;
 mod event;
+mod head;
 mod keepalive;
 mod lifecycle;
 mod limits;
@@ -63,11 +82,19 @@ mod timer;
 pub mod validate;
 mod violation;
 
+pub use command::{Command, Inbox, SendError};
 pub use config::{
     AbuseLimits, ClientKeepalive, ConnConfig, EnforcementPolicy, RateLimit, ServerKeepalive,
 };
 pub use event::{CloseReason, ConnEvent};
-pub use loopy::SendBudget;
+pub use head::{RequestHead, ResponseHead};
+// The data types of loopy's that the layers above name (stream keys, write
+// quotas and their budget, wake-ups, why a stream was dropped, the
+// connection's role): theirs through here, never from `loopy` directly.
+pub use loopy::{
+    DropCause, InboundConfig, NoWake, QuotaError, Role, SendBudget, StreamKey, Wake, WriteQuota,
+    DEFAULT_WRITE_QUOTA,
+};
 pub use slots::Slot;
 pub use state::{Side, StreamState};
 pub use stats::{ConnStats, FrameCounts};
@@ -80,10 +107,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use framer::{Decoder, DecoderConfig, Reason};
-use loopy::{
-    Batch, ControlBuffer, Event, InboundAction, InboundFlow, Item, Role, StreamKey, Wake, Writer,
-    Written,
-};
+use loopy::{Batch, ControlBuffer, Event, InboundAction, InboundFlow, Item, Writer, Written};
 
 use keepalive::Keepalive;
 use lifecycle::Lifecycle;
@@ -130,7 +154,7 @@ pub struct Connection {
     admission: Admission,
     /// Response bytes queued on this connection (server streams' quotas
     /// draw on it, and on the shared budget if configured).
-    send_budget: loopy::SendBudget,
+    send_budget: SendBudget,
     stats: ConnStats,
     /// Drives the MaxConnectionAge jitter.
     seed: u64,
@@ -184,7 +208,7 @@ impl Connection {
             abuse: AbuseCounters::default(),
             events: VecDeque::new(),
             admission,
-            send_budget: loopy::SendBudget::new(config.max_queued_bytes),
+            send_budget: SendBudget::new(config.max_queued_bytes),
             stats: ConnStats::default(),
             seed,
             config,
@@ -211,9 +235,29 @@ impl Connection {
         }
     }
 
-    /// The control buffer: put [`Item`]s here from any thread.
+    /// The control buffer itself, loopy's layer: tests and tools that
+    /// drive the lower layers put [`Item`]s here. The layers above use
+    /// [`Connection::send`] and [`Connection::inbox`].
     pub fn buffer(&self) -> &Arc<ControlBuffer> {
         &self.buffer
+    }
+
+    /// The inbox through which other threads send this connection
+    /// [`Command`]s.
+    pub fn inbox(&self) -> Inbox {
+        Inbox::new(self.buffer.clone())
+    }
+
+    /// Sends `command` on one of the connection's streams: written by the
+    /// next [`Connection::poll_transmit`], in order with what other threads
+    /// sent through the [`Inbox`] before it.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] once the connection is closed;
+    /// [`SendError::HeaderListTooLarge`] for headers over the peer's
+    /// SETTINGS_MAX_HEADER_LIST_SIZE. Nothing is queued either way.
+    pub fn send(&mut self, command: Command) -> Result<(), SendError> {
+        Ok(self.buffer.put(command.into())?)
     }
 
     /// Which end this is.
@@ -311,11 +355,11 @@ impl Connection {
     /// # use std::sync::Arc;
     /// # use std::time::Instant;
     /// # use mio_grpc::conn::{ConnConfig, ConnEvent, Connection};
-    /// # use loopy::{NoWake, Role};
+    /// # use mio_grpc::conn::{NoWake, Role, StreamKey};
     /// let mut conn = Connection::new(Role::Server, ConnConfig::default(), Arc::new(NoWake), Instant::now(), 1);
     /// // On ConnEvent::Request { id, .. }: `let slot = conn.take_slot(StreamKey::from(id));`,
     /// // moved into the handler's job and dropped when it returns.
-    /// assert!(conn.take_slot(loopy::StreamKey(1)).is_none());
+    /// assert!(conn.take_slot(StreamKey(1)).is_none());
     /// ```
     pub fn take_slot(&mut self, key: StreamKey) -> Option<Slot> {
         self.admission.take(key)
@@ -373,7 +417,7 @@ impl Connection {
     /// A peer-opened stream's write quota (server side): its response DATA
     /// should wait on it (backpressure), and the writer replenishes it as
     /// the bytes go out. Taken at [`ConnEvent::Request`].
-    pub fn write_quota(&self, key: StreamKey) -> Option<Arc<loopy::WriteQuota>> {
+    pub fn write_quota(&self, key: StreamKey) -> Option<Arc<WriteQuota>> {
         let id = self.streams.id_of(key)?;
         self.streams.get(id).and_then(|r| r.quota.clone())
     }

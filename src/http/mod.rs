@@ -21,10 +21,8 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use framer::hpack::{HeaderField, HeaderList};
 use framer::{Reason, StreamId};
-use loopy::{Item, StreamKey};
 
-use crate::conn::validate::RequestHead;
-use crate::conn::{ConnConfig, ConnEvent, Connection};
+use crate::conn::{Command, ConnConfig, ConnEvent, Connection, RequestHead, StreamKey};
 use crate::pool::{ElasticPool, Job, DEFAULT_IDLE_TIMEOUT};
 use crate::runtime::{
     Acceptor, ConnHandle, ListenerConfig, ListenerHandle, Runtime, RuntimeConfig, Session,
@@ -86,7 +84,7 @@ impl Body {
             Ok(BodyChunk::Data(data)) => {
                 if !self.buffered {
                     let (n, key) = (data.len(), self.key);
-                    self.handle.with(|conn| conn.release_capacity(key, n));
+                    self.handle.release_capacity(key, n);
                 }
                 Ok(Some(data))
             }
@@ -334,8 +332,8 @@ impl HttpSession {
                 // 413, then (once it is out) RST_STREAM(NO_ERROR) to stop
                 // the rest of the body (RFC 9113 §8.1).
                 self.requests.remove(&key);
-                for item in response_items(key, Response::new(413, "request body too large\n")) {
-                    let _ = conn.buffer().put(item);
+                for command in response_items(key, Response::new(413, "request body too large\n")) {
+                    let _ = conn.send(command);
                 }
                 conn.reset_after_response(key, Reason::NO_ERROR, Instant::now());
                 return;
@@ -357,8 +355,8 @@ impl HttpSession {
             return;
         };
         let response = self.handler.handle(request);
-        for item in response_items(key, response) {
-            let _ = conn.buffer().put(item);
+        for command in response_items(key, response) {
+            let _ = conn.send(command);
         }
     }
 
@@ -411,8 +409,8 @@ impl HttpSession {
         let Some(pool) = &self.pool else {
             if end_stream {
                 let response = handler.handle(request);
-                for item in response_items(key, response) {
-                    let _ = conn.buffer().put(item);
+                for command in response_items(key, response) {
+                    let _ = conn.send(command);
                 }
             } else {
                 // Inline handlers never wait: run once the body is in.
@@ -457,8 +455,8 @@ impl HttpSession {
             // goes (and its slot with it) before the answer.
             drop(job);
             self.requests.remove(&key);
-            for item in response_items(key, Response::new(503, "server busy\n")) {
-                let _ = conn.buffer().put(item);
+            for command in response_items(key, Response::new(503, "server busy\n")) {
+                let _ = conn.send(command);
             }
             if !end_stream {
                 conn.reset_after_response(key, Reason::NO_ERROR, Instant::now());
@@ -467,27 +465,27 @@ impl HttpSession {
     }
 }
 
-/// The items that send `response` on stream `key`.
-fn response_items(key: StreamKey, response: Response) -> Vec<Item> {
+/// The commands that send `response` on stream `key`.
+fn response_items(key: StreamKey, response: Response) -> Vec<Command> {
     let mut fields = Vec::with_capacity(response.headers.len() + 1);
     fields.push(HeaderField::new(":status", response.status.to_string()));
     fields.extend(response.headers);
     let has_body = !response.body.is_empty();
     let has_trailers = response.trailers.is_some();
-    let mut items = vec![Item::Headers {
+    let mut items = vec![Command::Headers {
         key,
         fields,
         end_stream: !has_body && !has_trailers,
     }];
     if has_body {
-        items.push(Item::Data {
+        items.push(Command::Data {
             key,
             data: response.body,
             end_stream: !has_trailers,
         });
     }
     if let Some(trailers) = response.trailers {
-        items.push(Item::Headers {
+        items.push(Command::Headers {
             key,
             fields: trailers,
             end_stream: true,

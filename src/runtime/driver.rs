@@ -1,7 +1,8 @@
 //! One connection on the runtime: its socket (TCP or Unix-domain, one
 //! [`Socket`] either way), its sans-IO [`Connection`], its read buffer and
 //! output batch under one lock, and the [`ConnHandle`] through which any
-//! thread reaches it.
+//! thread reaches it: conn's typed commands and a few narrow operations,
+//! never the [`Connection`] itself (nor loopy's items or control buffer).
 //!
 //! A wake-up on the loop ([`ConnShared::service`]) spends at most one
 //! [`Budget`]: bytes read, events delivered, bytes written. Where one runs
@@ -18,14 +19,17 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use loopy::{Batch, ControlBuffer, Item, PutError, Role, Wake};
+use loopy::{Batch, Role, Wake};
 use mio::{Interest, Token};
 use parking_lot::Mutex;
 
 use super::event_loop::{next_token, Command, LoopShared};
 use super::socket::{PeerAddr, Socket};
 use super::Session;
-use crate::conn::{ConnConfig, ConnEvent, ConnStats, Connection};
+use crate::conn::{
+    Command as ConnCommand, ConnConfig, ConnEvent, ConnStats, Connection, Inbox, SendError,
+    StreamKey,
+};
 
 /// Bytes read per `read` call (the size of each loop's read scratch).
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
@@ -110,7 +114,8 @@ struct Core {
 pub(crate) struct ConnShared {
     pub(crate) token: Token,
     core: Mutex<Core>,
-    buffer: Arc<ControlBuffer>,
+    /// The connection's inbox, for commands sent while its lock is taken.
+    inbox: Inbox,
     shared: Arc<LoopShared>,
     peer: PeerAddr,
     closed: AtomicBool,
@@ -466,7 +471,7 @@ pub(crate) fn adopt(
     let seed =
         (token.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(peer.socket_addr().port());
     let conn = Connection::new(role, config, waker, now, seed);
-    let buffer = conn.buffer().clone();
+    let inbox = conn.inbox();
     shared
         .registry
         .register(&mut socket, token, Interest::READABLE)?;
@@ -489,7 +494,7 @@ pub(crate) fn adopt(
     let conn_shared = Arc::new(ConnShared {
         token,
         core: Mutex::new(core),
-        buffer,
+        inbox,
         shared: shared.clone(),
         peer,
         closed: AtomicBool::new(false),
@@ -527,9 +532,14 @@ impl ConnHandle {
         self.0.peer.clone()
     }
 
-    /// The connection's control buffer.
-    pub fn buffer(&self) -> &Arc<ControlBuffer> {
-        &self.0.buffer
+    /// A fresh key for a stream this client opens ([`ConnCommand::Open`]).
+    pub fn new_stream_key(&self) -> StreamKey {
+        self.0.inbox.new_stream_key()
+    }
+
+    /// The connection's inbox (sends never write directly through it).
+    pub(crate) fn inbox(&self) -> Inbox {
+        self.0.inbox.clone()
     }
 
     /// The connection's id, unique in the process (its mio token).
@@ -542,27 +552,52 @@ impl ConnHandle {
         self.0.closed.load(Ordering::Acquire)
     }
 
-    /// Sends `items`. When the connection's lock is free, this thread runs
-    /// the writer and writes to the socket itself (no loop wake-up);
-    /// otherwise the items are queued for whoever holds it.
-    pub fn send(&self, items: impl IntoIterator<Item = Item>) -> Result<(), PutError> {
+    /// Sends `commands`, in order. When the connection's lock is free,
+    /// this thread runs the writer and writes to the socket itself (no loop
+    /// wake-up); otherwise the commands are queued for whoever holds it.
+    ///
+    /// # Errors
+    /// The first command refused ([`SendError`]); those before it are
+    /// queued, those after it are not.
+    pub fn send(&self, commands: impl IntoIterator<Item = ConnCommand>) -> Result<(), SendError> {
         let shared = &self.0;
         let Some(mut core) = shared.core.try_lock() else {
-            for item in items {
-                shared.buffer.put(item)?;
+            for command in commands {
+                shared.inbox.send(command)?;
             }
             return Ok(());
         };
-        for item in items {
-            shared.buffer.put_quiet(item)?;
+        for command in commands {
+            shared.inbox.send_quiet(command)?;
         }
         self.direct(&mut core);
         Ok(())
     }
 
-    /// Runs `f` on the locked connection (e.g. to release receive
-    /// capacity), then writes what it produced.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+    /// Queues `command` for whoever holds the connection, never writing
+    /// itself: for code that runs with the connection locked (a session's
+    /// callbacks) and has only the handle.
+    pub fn queue(&self, command: ConnCommand) -> Result<(), SendError> {
+        self.0.inbox.send(command)
+    }
+
+    /// The application consumed `n` bytes of a stream's DATA: reopens its
+    /// receive window (see [`Connection::release_capacity`]), then writes
+    /// what that produced. Takes the connection's lock: not from a session
+    /// callback.
+    pub fn release_capacity(&self, key: StreamKey, n: usize) {
+        self.with(|conn| conn.release_capacity(key, n));
+    }
+
+    /// [`Connection::stream_capacity`], or `None` at once if the
+    /// connection is locked (by the loop, or by a callback running on it):
+    /// never blocks, so it is safe from session callbacks.
+    pub fn try_stream_capacity(&self) -> Option<(u32, u32, usize)> {
+        self.try_with(|conn| conn.stream_capacity())
+    }
+
+    /// Runs `f` on the locked connection, then writes what it produced.
+    fn with<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
         let mut core = self.0.core.lock();
         let result = f(&mut core.conn);
         self.direct(&mut core);
@@ -570,9 +605,8 @@ impl ConnHandle {
     }
 
     /// Like [`ConnHandle::with`], but `None` at once if the connection is
-    /// locked (by the loop, or by a callback running on it): never blocks,
-    /// so it is safe from session callbacks.
-    pub fn try_with<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
+    /// locked.
+    fn try_with<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
         let mut core = self.0.core.try_lock()?;
         let result = f(&mut core.conn);
         self.direct(&mut core);

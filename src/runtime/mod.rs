@@ -7,7 +7,16 @@
 //! takes the lock to read, run the connection and write; an application
 //! thread that sends takes it too when it is free and writes its own
 //! output directly (the low-latency path: no hop through the loop thread,
-//! no wake-up), and otherwise leaves the items to the loop.
+//! no wake-up), and otherwise leaves its commands to the loop.
+//!
+//! The handle is all the layers above (server, client, http) hold of a
+//! connection outside its callbacks: conn's typed
+//! [`Command`](crate::conn::Command)s ([`ConnHandle::send`],
+//! [`ConnHandle::queue`]) and a few narrow operations
+//! ([`ConnHandle::release_capacity`], [`ConnHandle::new_stream_key`],
+//! [`ConnHandle::try_stream_capacity`], shutdown and close). It never lends
+//! out the [`Connection`] itself; [`Session`] callbacks get it, to use its
+//! typed methods.
 //!
 //! Connections run over TCP ([`Runtime::connect`], [`Runtime::listen`]) or
 //! Unix-domain stream sockets: a path ([`Runtime::connect_unix`],

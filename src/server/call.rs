@@ -19,12 +19,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use framer::hpack::{HeaderField, HeaderList};
-use loopy::{Item, StreamKey, Wake, WriteQuota};
 use parking_lot::{Condvar, Mutex};
 
 use super::links::ConnLink;
 use crate::backlog::Backlog;
-use crate::conn::Slot;
+use crate::conn::{Command, QuotaError, Slot, StreamKey, Wake, WriteQuota};
 use crate::grpc::{self, Code, Encoding, Metadata, Status};
 
 /// The compression facts of one call, from its request headers.
@@ -263,8 +262,8 @@ impl CallShared {
             };
         }
         crate::wait::acquire_blocking(quota, n, self.deadline).map_err(|e| match e {
-            loopy::QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
-            loopy::QuotaError::Closed => Status::cancelled("the call was cancelled"),
+            QuotaError::TimedOut => Status::deadline_exceeded("deadline exceeded"),
+            QuotaError::Closed => Status::cancelled("the call was cancelled"),
         })
     }
 
@@ -289,13 +288,13 @@ impl CallShared {
             }
             if !state.headers_sent {
                 state.headers_sent = true;
-                items.push(Item::Headers {
+                items.push(Command::Headers {
                     key: self.key,
                     fields: self.response_headers(&state),
                     end_stream: false,
                 });
             }
-            items.push(Item::Data {
+            items.push(Command::Data {
                 key: self.key,
                 data: framed,
                 end_stream: false,
@@ -316,7 +315,7 @@ impl CallShared {
             return Ok(());
         }
         state.headers_sent = true;
-        let item = Item::Headers {
+        let item = Command::Headers {
             key: self.key,
             fields: self.response_headers(&state),
             end_stream: false,
@@ -357,14 +356,14 @@ impl CallShared {
                 trailers = self.response_headers(&state);
             } else if !state.headers_sent {
                 state.headers_sent = true;
-                items.push(Item::Headers {
+                items.push(Command::Headers {
                     key: self.key,
                     fields: self.response_headers(&state),
                     end_stream: false,
                 });
             }
             if let Some(framed) = framed {
-                items.push(Item::Data {
+                items.push(Command::Data {
                     key: self.key,
                     data: framed,
                     end_stream: false,
@@ -373,7 +372,7 @@ impl CallShared {
             let metadata = merge(&state.trailers, status.metadata());
             let status = status.with_metadata(metadata);
             status.to_trailers(&mut trailers);
-            items.push(Item::Headers {
+            items.push(Command::Headers {
                 key: self.key,
                 fields: trailers,
                 end_stream: true,

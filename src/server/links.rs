@@ -1,16 +1,16 @@
 //! How a call reaches its connection from any thread ([`ConnLink`]): its
-//! frames go out through the runtime's handle (the direct-write path) or,
-//! with no runtime (a session driven byte-in/byte-out), through the
-//! connection's control buffer; and the work only the loop may do (window
+//! frames go out as conn's typed [`Command`]s through the runtime's handle
+//! (the direct-write path) or, with no runtime (a session driven
+//! byte-in/byte-out), through the connection's [`Inbox`]; and the work only the loop may do (window
 //! releases, readiness after backpressure) is posted to the session's
 //! inbox, which the loop drains in `Session::poll`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 
-use loopy::{ControlBuffer, Item, PutError, StreamKey, Wake};
 use parking_lot::Mutex;
 
+use crate::conn::{Command, Inbox, SendError, StreamKey, Wake};
 use crate::runtime::ConnHandle;
 
 /// Work for the session, done on the loop.
@@ -26,7 +26,7 @@ pub(crate) enum Cmd {
 /// call of the connection.
 pub(crate) struct ConnLink {
     handle: Option<ConnHandle>,
-    buffer: Arc<ControlBuffer>,
+    inbox: Inbox,
     /// Set when `cmds` may hold something (checked without the lock at
     /// every poll).
     pending: AtomicBool,
@@ -37,32 +37,35 @@ impl ConnLink {
     /// A link through the runtime's handle (sends write directly when the
     /// connection is free; posted work wakes the loop).
     pub(crate) fn runtime(handle: ConnHandle) -> ConnLink {
-        let buffer = handle.buffer().clone();
+        let inbox = handle.inbox();
         ConnLink {
             handle: Some(handle),
-            buffer,
+            inbox,
             pending: AtomicBool::new(false),
             cmds: Mutex::new(Vec::new()),
         }
     }
 
-    /// A link with no runtime: sends go into `buffer`; the owner polls.
-    pub(crate) fn detached(buffer: Arc<ControlBuffer>) -> ConnLink {
+    /// A link with no runtime: sends go into `inbox`; the owner polls.
+    pub(crate) fn detached(inbox: Inbox) -> ConnLink {
         ConnLink {
             handle: None,
-            buffer,
+            inbox,
             pending: AtomicBool::new(false),
             cmds: Mutex::new(Vec::new()),
         }
     }
 
-    /// Sends `items` on the connection.
-    pub(crate) fn send(&self, items: impl IntoIterator<Item = Item>) -> Result<(), PutError> {
+    /// Sends `commands` on the connection.
+    pub(crate) fn send(
+        &self,
+        commands: impl IntoIterator<Item = Command>,
+    ) -> Result<(), SendError> {
         match &self.handle {
-            Some(handle) => handle.send(items),
+            Some(handle) => handle.send(commands),
             None => {
-                for item in items {
-                    self.buffer.put(item)?;
+                for command in commands {
+                    self.inbox.send(command)?;
                 }
                 Ok(())
             }

@@ -74,7 +74,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
-use crate::conn::{ConnConfig, EnforcementPolicy, SendBudget, ServerKeepalive};
+use crate::conn::{ConnConfig, EnforcementPolicy, InboundConfig, SendBudget, ServerKeepalive};
 use crate::grpc::{Encoding, Status};
 use crate::pool::{ElasticPool, FixedPool, Job, DEFAULT_IDLE_TIMEOUT};
 use crate::runtime::{
@@ -245,7 +245,7 @@ impl ServerBuilder {
     /// Static receive windows (turns BDP-driven growth off), as grpc-go's
     /// InitialWindowSize / InitialConnWindowSize.
     pub fn initial_windows(mut self, stream: u32, connection: u32) -> Self {
-        self.config.conn.inbound = loopy::InboundConfig::static_windows(connection, stream);
+        self.config.conn.inbound = InboundConfig::static_windows(connection, stream);
         self
     }
 
@@ -647,8 +647,7 @@ impl Server {
     /// ```
     /// use std::sync::Arc;
     /// use std::time::Instant;
-    /// use mio_grpc::conn::{ConnConfig, Connection};
-    /// use mio_grpc::loopy::{NoWake, Role};
+    /// use mio_grpc::conn::{ConnConfig, Connection, NoWake, Role};
     /// use mio_grpc::server::Server;
     ///
     /// let mut server = Server::builder().build();
@@ -758,9 +757,9 @@ impl DetachedServer {
     /// every event `conn` reports, and call its
     /// [`poll`](Session::poll) at each step and when its
     /// [`next_timeout`](Session::next_timeout) is due; handler output
-    /// goes into `conn`'s control buffer.
+    /// goes into `conn`'s [`Inbox`](crate::conn::Inbox).
     pub fn session(&self, conn: &crate::conn::Connection) -> ServerSession {
-        let link = Arc::new(links::ConnLink::detached(conn.buffer().clone()));
+        let link = Arc::new(links::ConnLink::detached(conn.inbox()));
         ServerSession(GrpcSession::new(self.shared.clone(), link))
     }
 

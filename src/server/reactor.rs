@@ -25,12 +25,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 
 use bytes::{Bytes, BytesMut};
-use loopy::Wake;
 use parking_lot::Mutex;
 
 use super::call::{Context, SendRefused};
 use super::links::Cmd;
 use super::ServerShared;
+use crate::conn::{NoWake, Wake};
 use crate::grpc::Status;
 
 /// One call's reactions. Each method is called on one thread at a time,
@@ -148,7 +148,7 @@ impl ServerCall {
     fn waiter(&self) -> Arc<dyn Wake> {
         match self.ctx.call.ready_waiter.get() {
             Some(waiter) => waiter.clone(),
-            None => Arc::new(loopy::NoWake),
+            None => Arc::new(NoWake),
         }
     }
 

@@ -18,7 +18,6 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use framer::hpack::{HeaderField, HeaderList};
 use framer::{Reason, StreamId};
-use loopy::{Item, StreamKey, Wake};
 
 use super::blocking::{self, Incoming};
 use super::call::{CallEncodings, CallShared, Context, RequestFacts};
@@ -26,8 +25,7 @@ use super::links::{Cmd, ConnLink, ReadyWake};
 use super::reactor::{self, Mailbox, MailboxWake, Reaction, ServerCall, ServerReactor, Signal};
 use super::service::{Handler, MethodKind};
 use super::ServerShared;
-use crate::conn::validate::RequestHead;
-use crate::conn::{ConnEvent, Connection};
+use crate::conn::{Command, ConnEvent, Connection, RequestHead, StreamKey, Wake};
 use crate::grpc::{self, Encoding, MessageDecoder, Metadata, Status};
 use crate::runtime::Session;
 
@@ -142,13 +140,13 @@ impl Session for GrpcSession {
 }
 
 /// A response with only a status (HEADERS with END_STREAM).
-fn trailers_only(key: StreamKey, http_status: u16, status: &Status) -> Item {
+fn trailers_only(key: StreamKey, http_status: u16, status: &Status) -> Command {
     let mut fields: HeaderList = vec![
         HeaderField::new(":status", http_status.to_string()),
         HeaderField::new("content-type", "application/grpc"),
     ];
     status.to_trailers(&mut fields);
-    Item::Headers {
+    Command::Headers {
         key,
         fields,
         end_stream: true,
@@ -190,7 +188,7 @@ impl GrpcSession {
         status: Status,
         end_stream: bool,
     ) {
-        let _ = conn.buffer().put(trailers_only(key, http_status, &status));
+        let _ = conn.send(trailers_only(key, http_status, &status));
         if !end_stream {
             // The request body is not wanted (RFC 9113 §8.1).
             conn.reset_after_response(key, Reason::NO_ERROR, self.now);
