@@ -275,8 +275,10 @@ fn elastic_worker(shared: &ElasticShared, id: u64, first: Option<Job>) {
             if run_caught(job) {
                 shared.panics.fetch_add(1, Ordering::Relaxed);
             }
-            shared.busy.fetch_sub(1, Ordering::Relaxed);
+            // Idle before not busy: whoever sees `busy` drop may count on
+            // this worker taking the next job.
             shared.state.lock().idle += 1;
+            shared.busy.fetch_sub(1, Ordering::Relaxed);
         }
         match shared.rx.recv_timeout(shared.idle_timeout) {
             // `idle` was spent by the submitter that reserved us.
