@@ -12,24 +12,31 @@
 //! - [`FixedPool`], for short callback jobs that never block: `n` threads
 //!   and a FIFO queue (a queue is harmless when no job waits on another).
 //!
-//! Invariants of the elastic pool, all under its one state lock:
-//! `idle` counts workers waiting for a job minus jobs handed to them and
-//! not yet picked up, so a reservation (`idle -= 1`, then the send) is
-//! never claimed twice; a worker leaves on its idle timeout only with the
-//! hand-off channel empty, so no reserved job is stranded; the thread
-//! handles held are the live workers plus the exited ones not yet reaped
-//! (at most `max` in all). Every job runs under `catch_unwind`: a
-//! panicking job is counted ([`ElasticPool::panics`]) and its worker goes
-//! on.
+//! The elastic pool hands a job straight to one idle worker: each worker
+//! has its own slot and parks on it; idle workers form a stack, so the
+//! most recently busy (cache-warm) one takes the next job, and the
+//! hand-off is one slot write and one unpark — no shared queue, no
+//! spinning or yielding (which on a loaded core steals time from the very
+//! threads the job waits for).
+//!
+//! Invariants of the elastic pool, all under its one state lock: a worker
+//! is on the idle stack only while its slot is empty; a submit pops a
+//! worker and fills its slot under the lock, so a reservation is never
+//! claimed twice; a worker leaves on its idle timeout only while still on
+//! the stack (else its slot holds a job for it), so no reserved job is
+//! stranded; the thread handles held are the live workers plus the exited
+//! ones not yet reaped (at most `max` in all). Every job runs under
+//! `catch_unwind`: a panicking job is counted ([`ElasticPool::panics`])
+//! and its worker goes on.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 /// A unit of work for a pool.
@@ -68,14 +75,29 @@ pub(crate) struct PoolStats {
     pub(crate) panics: u64,
 }
 
+/// One elastic worker's mailbox: the job handed to it and its thread.
+struct WorkerSlot {
+    job: Mutex<Option<Job>>,
+    /// Set by the worker when it starts (before it can be idle).
+    thread: OnceLock<Thread>,
+}
+
+impl WorkerSlot {
+    fn wake(&self) {
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+}
+
 /// What the elastic pool's lock protects.
 struct ElasticState {
     /// Workers alive (spawned and not exited).
     alive: usize,
-    /// Workers waiting for a job, minus jobs sent and not yet picked up.
-    idle: usize,
-    /// The hand-off channel; `None` once shut down.
-    tx: Option<Sender<Job>>,
+    /// Workers waiting for a job, most recently idle last.
+    idle: Vec<(u64, Arc<WorkerSlot>)>,
+    /// Set by `shutdown`: no more jobs.
+    stopped: bool,
     /// Live and exited-but-unreaped workers' threads, by worker id.
     handles: HashMap<u64, JoinHandle<()>>,
     /// Workers that exited on their idle timeout, to join.
@@ -86,7 +108,6 @@ struct ElasticState {
 /// What the elastic pool's workers share with it.
 struct ElasticShared {
     state: Mutex<ElasticState>,
-    rx: Receiver<Job>,
     min: usize,
     max: usize,
     idle_timeout: Duration,
@@ -108,17 +129,15 @@ impl ElasticPool {
     /// `name` prefixes the threads' names.
     pub(crate) fn new(min: usize, max: usize, idle_timeout: Duration, name: &str) -> ElasticPool {
         let min = min.max(1);
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let shared = Arc::new(ElasticShared {
             state: Mutex::new(ElasticState {
                 alive: 0,
-                idle: 0,
-                tx: Some(tx),
+                idle: Vec::new(),
+                stopped: false,
                 handles: HashMap::new(),
                 exited: Vec::new(),
                 next_id: 0,
             }),
-            rx,
             min,
             max: max.max(min),
             idle_timeout,
@@ -132,9 +151,7 @@ impl ElasticPool {
             let mut state = pool.shared.state.lock();
             for _ in 0..min {
                 // A worker that cannot be spawned now is spawned on demand.
-                if let Ok(()) = spawn_worker(&pool.shared, &mut state, None) {
-                    state.idle += 1;
-                }
+                let _ = spawn_worker(&pool.shared, &mut state, None);
             }
         }
         pool
@@ -152,29 +169,36 @@ impl ElasticPool {
             self.place(&mut state, job)
         };
         join_all(exited);
-        if result.is_err() {
-            self.shared.refused.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(Some(slot)) => {
+                // Woken outside the lock, and on a loop thread only once
+                // the connection being served is unlocked: the worker
+                // (which may preempt the loop at once on a shared core)
+                // then writes its answer itself instead of queueing it.
+                crate::runtime::after_service(move || slot.wake());
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(job) => {
+                self.shared.refused.fetch_add(1, Ordering::Relaxed);
+                Err(job)
+            }
         }
-        result
     }
 
-    /// Hands `job` to a reserved idle worker or a new one.
-    fn place(&self, state: &mut ElasticState, job: Job) -> Result<(), Job> {
-        let Some(tx) = state.tx.as_ref() else {
+    /// Hands `job` to the most recently idle worker (returned, to wake) or
+    /// to a new one.
+    fn place(&self, state: &mut ElasticState, job: Job) -> Result<Option<Arc<WorkerSlot>>, Job> {
+        if state.stopped {
             return Err(job);
-        };
-        if state.idle > 0 {
-            // Sent under the lock: a worker timing out sees it in the
-            // channel before it decides to leave.
-            match tx.send(job) {
-                Ok(()) => {
-                    state.idle -= 1;
-                    Ok(())
-                }
-                Err(e) => Err(e.0),
-            }
+        }
+        if let Some((_, slot)) = state.idle.pop() {
+            // Filled under the state lock: a worker timing out sees either
+            // itself still idle or this job in its slot.
+            *slot.job.lock() = Some(job);
+            Ok(Some(slot))
         } else if state.alive < self.shared.max {
-            spawn_worker(&self.shared, state, Some(job))
+            spawn_worker(&self.shared, state, Some(job)).map(|()| None)
         } else {
             Err(job)
         }
@@ -183,13 +207,19 @@ impl ElasticPool {
     /// Stops taking jobs, lets running (and queued) jobs finish, and
     /// joins every worker. Idempotent.
     pub(crate) fn shutdown(&self) {
-        let handles: Vec<JoinHandle<()>> = {
+        let (handles, idle): (Vec<JoinHandle<()>>, Vec<_>) = {
             let mut state = self.shared.state.lock();
-            // Workers see the channel disconnect once it is empty.
-            state.tx = None;
+            state.stopped = true;
             state.exited.clear();
-            state.handles.drain().map(|(_, h)| h).collect()
+            (
+                state.handles.drain().map(|(_, h)| h).collect(),
+                std::mem::take(&mut state.idle),
+            )
         };
+        // Idle workers wake and leave; busy ones leave after their job.
+        for (_, slot) in idle {
+            slot.wake();
+        }
         join_all(handles);
     }
 
@@ -235,7 +265,7 @@ fn take_exited(state: &mut ElasticState) -> Vec<JoinHandle<()>> {
 }
 
 /// Spawns a worker (counted alive) that runs `first` if given, then
-/// serves the channel. On failure, `first` comes back.
+/// serves its slot. On failure, `first` comes back.
 fn spawn_worker(
     shared: &Arc<ElasticShared>,
     state: &mut ElasticState,
@@ -243,66 +273,119 @@ fn spawn_worker(
 ) -> Result<(), Job> {
     let id = state.next_id;
     state.next_id += 1;
-    // The job travels in a slot so a failed spawn can give it back.
-    let slot = Arc::new(Mutex::new(first));
+    // The first job travels in the slot so a failed spawn can give it back.
+    let slot = Arc::new(WorkerSlot {
+        job: Mutex::new(first),
+        thread: OnceLock::new(),
+    });
+    let starts_idle = slot.job.lock().is_none();
     let worker_slot = slot.clone();
     let worker_shared = shared.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("{}-{id}", shared.name))
-        .spawn(move || {
-            let first = worker_slot.lock().take();
-            elastic_worker(&worker_shared, id, first);
-        });
+        .spawn(move || elastic_worker(&worker_shared, id, &worker_slot));
     match spawned {
         Ok(handle) => {
             state.alive += 1;
             state.handles.insert(id, handle);
+            if starts_idle {
+                // Idle from the start (a job may reach its slot before
+                // the thread runs; it looks there first).
+                state.idle.push((id, slot));
+            }
             Ok(())
         }
-        Err(_) => match slot.lock().take() {
+        Err(_) => match slot.job.lock().take() {
             Some(job) => Err(job),
             None => Ok(()),
         },
     }
 }
 
-/// A worker's life: its first job, then jobs from the channel, until the idle timeout (past `min`) or shutdown.
-fn elastic_worker(shared: &ElasticShared, id: u64, first: Option<Job>) {
-    let mut next = first;
+/// A worker's life: the job in its slot, if any; then idle on the stack,
+/// parked until a submit fills its slot, until the idle timeout (past
+/// `min`) or shutdown.
+fn elastic_worker(shared: &ElasticShared, id: u64, slot: &Arc<WorkerSlot>) {
+    let _ = slot.thread.set(std::thread::current());
+    let mut next = slot.job.lock().take();
+    if next.is_none() {
+        // Spawned idle: on the stack already.
+        match wait_for_job(shared, id, slot) {
+            Some(job) => next = Some(job),
+            None => return,
+        }
+    }
     loop {
+        let ran = next.is_some();
         if let Some(job) = next.take() {
             shared.busy.fetch_add(1, Ordering::Relaxed);
             if run_caught(job) {
                 shared.panics.fetch_add(1, Ordering::Relaxed);
             }
-            // Idle before not busy: whoever sees `busy` drop may count on
-            // this worker taking the next job.
-            shared.state.lock().idle += 1;
+        }
+        // Idle before not busy: whoever sees `busy` drop may count on this
+        // worker taking the next job.
+        let stopped = {
+            let mut state = shared.state.lock();
+            if state.stopped {
+                state.alive -= 1;
+            } else {
+                state.idle.push((id, slot.clone()));
+            }
+            state.stopped
+        };
+        if ran {
             shared.busy.fetch_sub(1, Ordering::Relaxed);
         }
-        match shared.rx.recv_timeout(shared.idle_timeout) {
-            // `idle` was spent by the submitter that reserved us.
-            Ok(job) => next = Some(job),
-            Err(RecvTimeoutError::Timeout) => {
-                let mut state = shared.state.lock();
-                // A job sent (under this lock) after the timeout fired is
-                // ours to run: its submitter counted us idle.
-                if let Ok(job) = shared.rx.try_recv() {
-                    next = Some(job);
-                    continue;
-                }
-                if state.alive > shared.min {
+        if stopped {
+            return;
+        }
+        match wait_for_job(shared, id, slot) {
+            Some(job) => next = Some(job),
+            None => return,
+        }
+    }
+}
+
+/// Parks an idle worker until its slot holds a job (`Some`), or it leaves
+/// (`None`: its idle timeout past `min`, or shutdown; it is then off the
+/// stack and no longer counted alive).
+fn wait_for_job(shared: &ElasticShared, id: u64, slot: &WorkerSlot) -> Option<Job> {
+    let mut deadline = Instant::now() + shared.idle_timeout;
+    loop {
+        if let Some(job) = slot.job.lock().take() {
+            return Some(job);
+        }
+        let now = Instant::now();
+        if now < deadline && !shared.state.lock().stopped {
+            std::thread::park_timeout(deadline - now);
+            continue;
+        }
+        let mut state = shared.state.lock();
+        match state.idle.iter().position(|(i, _)| *i == id) {
+            // Still idle: leave if stopping or past `min`, else wait again.
+            Some(position) => {
+                if state.stopped || state.alive > shared.min {
+                    state.idle.remove(position);
                     state.alive -= 1;
-                    state.idle -= 1;
-                    state.exited.push(id);
-                    return;
+                    if !state.stopped {
+                        state.exited.push(id);
+                    }
+                    return None;
                 }
+                deadline = now + shared.idle_timeout;
             }
-            Err(RecvTimeoutError::Disconnected) => {
-                let mut state = shared.state.lock();
-                state.alive -= 1;
-                state.idle = state.idle.saturating_sub(1);
-                return;
+            // Taken off the stack under this lock: by a submit, whose job
+            // is in the slot now, or by shutdown.
+            None => {
+                if let Some(job) = slot.job.lock().take() {
+                    return Some(job);
+                }
+                if state.stopped {
+                    state.alive -= 1;
+                    return None;
+                }
+                deadline = now + shared.idle_timeout;
             }
         }
     }

@@ -37,6 +37,34 @@ thread_local! {
     static CURRENT_LOOP: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
+thread_local! {
+    /// Work a callback on this loop thread asked to run once the
+    /// connection it is serving is unlocked (see [`after_service`]).
+    static AFTER_SERVICE: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` once the loop has finished serving the current connection
+/// (its lock released), or now when the calling thread is not a loop
+/// thread. For waking another thread that will want that connection: a
+/// woken thread that preempts the loop then finds it free instead of
+/// queueing behind it.
+pub(crate) fn after_service(f: impl FnOnce() + 'static) {
+    if current_loop().is_some() {
+        AFTER_SERVICE.with(|q| q.borrow_mut().push(Box::new(f)));
+    } else {
+        f();
+    }
+}
+
+/// Runs what [`after_service`] deferred.
+fn run_after_service() {
+    let work = AFTER_SERVICE.with(|q| std::mem::take(&mut *q.borrow_mut()));
+    for f in work {
+        f();
+    }
+}
+
 /// The identity of the loop the calling thread runs (`None`: not a loop
 /// thread). Blocking waits check it: a loop thread must never wait.
 pub(crate) fn current_loop() -> Option<usize> {
@@ -166,6 +194,9 @@ impl EventLoop {
                 // Work is left over: look for new events, don't wait.
                 Some(Duration::ZERO)
             };
+            // Nothing deferred may wait past the turn (a safety net: each
+            // service runs its own).
+            run_after_service();
             if let Err(err) = self.poll.poll(&mut events, timeout) {
                 if err.kind() != io::ErrorKind::Interrupted {
                     return;
@@ -238,6 +269,7 @@ impl EventLoop {
     /// `hung_up`: the event said the peer closed its side (or an error).
     fn service(&mut self, conn: &Arc<ConnShared>, readable: bool, hung_up: bool) {
         let outcome = conn.service(&self.shared.registry, &mut self.scratch, readable, hung_up);
+        run_after_service();
         self.unfinished.served(conn.token, outcome.unfinished);
         if outcome.finished {
             self.conns.remove(&conn.token);

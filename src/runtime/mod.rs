@@ -87,6 +87,8 @@ pub trait Session: Send {
     }
 }
 
+pub(crate) use event_loop::after_service;
+
 /// True when the calling thread is an event-loop thread (of any runtime):
 /// code that may wait checks it, since nothing may block a loop.
 pub fn on_loop_thread() -> bool {
