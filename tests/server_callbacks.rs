@@ -339,3 +339,53 @@ fn a_blocking_streaming_handler_with_inline_handlers_does_not_freeze_its_loop() 
     }
     assert_eq!(got, FLOOD_MESSAGES);
 }
+
+/// Stream interceptors guard callback methods too: they run around the
+/// making of each call's reactor, and one that refuses ends the call with
+/// its status before any callback.
+#[test]
+fn stream_interceptors_guard_callback_methods() {
+    let fulls = Arc::new(AtomicUsize::new(0));
+    let mut server = Server::builder()
+        .event_loops(1)
+        .stream_interceptor(|ctx, next| {
+            if ctx.metadata().get("authorization") != Some("Bearer ok") {
+                return Err(Status::new(Code::Unauthenticated, "no token"));
+            }
+            next()
+        })
+        .build();
+    server.add_service(service(fulls)).unwrap();
+    let server = server.start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let channel = channel(&server);
+    let mut token = mio_grpc::grpc::Metadata::new();
+    token.insert("authorization", "Bearer ok").unwrap();
+    for method in ["/t.Cb/Echo", "/t.Cb/PooledBomb"] {
+        let err = channel
+            .unary_raw(method, Bytes::from_static(b"x"), opts())
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{method}");
+    }
+    let reply = channel
+        .unary_raw(
+            "/t.Cb/Echo",
+            Bytes::from_static(b"x"),
+            opts().metadata(token.clone()),
+        )
+        .unwrap();
+    assert_eq!(&reply[..], b"x");
+    let call = channel.streaming_raw("/t.Cb/Bidi", opts()).unwrap();
+    let _ = call.send(b"x");
+    let _ = call.close_send();
+    while let Ok(Some(_)) = call.recv() {}
+    assert_eq!(call.finish().0.code(), Code::Unauthenticated);
+    let call = channel
+        .streaming_raw("/t.Cb/Bidi", opts().metadata(token))
+        .unwrap();
+    call.send(b"y").unwrap();
+    assert_eq!(&call.recv().unwrap().unwrap()[..], b"y");
+    call.close_send().unwrap();
+    assert_eq!(call.recv().unwrap(), None);
+    assert_eq!(call.finish().0.code(), Code::Ok);
+    assert_eq!(server.stats().handler_panics, 0, "refused before the bomb");
+}

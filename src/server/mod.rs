@@ -364,7 +364,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Adds a stream interceptor (they run in the order added).
+    /// Adds a stream interceptor (they run in the order added). It runs
+    /// around a blocking streaming handler, and around the making of a
+    /// callback method's reactor (of any kind): returning an error without
+    /// calling `next` refuses the call with that status.
     pub fn stream_interceptor<F>(mut self, f: F) -> Self
     where
         F: Fn(&Context, &mut dyn FnMut() -> Result<(), Status>) -> Result<(), Status>

@@ -19,6 +19,12 @@
 //!
 //! A panic in a callback ends the call with INTERNAL ("handler
 //! panicked"); the loop or the pool thread carries on.
+//!
+//! The server's stream interceptors run around the making of each call's
+//! reactor (the factory): one may refuse the call (its status ends it) or
+//! shape the response metadata; the code after its `next` runs once the
+//! reactor is made, not when the call ends. Unary interceptors, whose
+//! `next` returns the response, apply to blocking unary handlers only.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -339,14 +345,34 @@ pub(crate) enum Reaction<'a> {
     Cancel(&'a Status),
 }
 
-/// Makes a reactor, catching a panic (the call then ends with INTERNAL).
+/// Makes a reactor inside the server's stream interceptors, catching a
+/// panic (the call then ends with INTERNAL). An interceptor that refuses
+/// (returns an error without calling `next`) ends the call with its
+/// status, and one that returns OK without calling `next` ends it OK: no
+/// reactor is made either way.
 pub(crate) fn make(
     factory: &ReactorFactory,
     call: &ServerCall,
     server: &ServerShared,
 ) -> Option<Box<dyn ServerReactor>> {
-    match catch_unwind(AssertUnwindSafe(|| factory(call))) {
-        Ok(reactor) => Some(reactor),
+    let mut made = None;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        server.intercept_stream(call.context(), &mut || {
+            made = Some(factory(call));
+            Ok(())
+        })
+    }));
+    match result {
+        Ok(Ok(())) => {
+            if made.is_none() {
+                call.call.finish(None, Status::ok());
+            }
+            made
+        }
+        Ok(Err(status)) => {
+            call.call.finish(None, super::call::error_status(status));
+            None
+        }
         Err(_) => {
             panicked(call, server);
             None
