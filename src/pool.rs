@@ -37,6 +37,8 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+
+use crate::conn::Wake as _;
 use parking_lot::Mutex;
 
 /// A unit of work for a pool.
@@ -54,8 +56,9 @@ fn run_caught(job: Job) -> bool {
 /// Joins `handles`, skipping the calling thread's own (a job may stop
 /// the pool it runs on).
 fn join_all(handles: impl IntoIterator<Item = JoinHandle<()>>) {
-    let me = std::thread::current().id();
+    let mut me = None;
     for handle in handles {
+        let me = *me.get_or_insert_with(|| std::thread::current().id());
         if handle.thread().id() != me {
             let _ = handle.join();
         }
@@ -82,7 +85,7 @@ struct WorkerSlot {
     thread: OnceLock<Thread>,
 }
 
-impl WorkerSlot {
+impl crate::conn::Wake for WorkerSlot {
     fn wake(&self) {
         if let Some(thread) = self.thread.get() {
             thread.unpark();
@@ -108,6 +111,9 @@ struct ElasticState {
 /// What the elastic pool's workers share with it.
 struct ElasticShared {
     state: Mutex<ElasticState>,
+    /// `state.stopped`, readable without the lock (an idle worker looks at
+    /// it each time it wakes without a job).
+    stopping: AtomicBool,
     min: usize,
     max: usize,
     idle_timeout: Duration,
@@ -138,6 +144,7 @@ impl ElasticPool {
                 exited: Vec::new(),
                 next_id: 0,
             }),
+            stopping: AtomicBool::new(false),
             min,
             max: max.max(min),
             idle_timeout,
@@ -175,7 +182,7 @@ impl ElasticPool {
                 // the connection being served is unlocked: the worker
                 // (which may preempt the loop at once on a shared core)
                 // then writes its answer itself instead of queueing it.
-                crate::runtime::after_service(move || slot.wake());
+                crate::runtime::wake_after_service(slot);
                 Ok(())
             }
             Ok(None) => Ok(()),
@@ -210,6 +217,7 @@ impl ElasticPool {
         let (handles, idle): (Vec<JoinHandle<()>>, Vec<_>) = {
             let mut state = self.shared.state.lock();
             state.stopped = true;
+            self.shared.stopping.store(true, Ordering::Release);
             state.exited.clear();
             (
                 state.handles.drain().map(|(_, h)| h).collect(),
@@ -351,14 +359,15 @@ fn elastic_worker(shared: &ElasticShared, id: u64, slot: &Arc<WorkerSlot>) {
 /// (`None`: its idle timeout past `min`, or shutdown; it is then off the
 /// stack and no longer counted alive).
 fn wait_for_job(shared: &ElasticShared, id: u64, slot: &WorkerSlot) -> Option<Job> {
-    let mut deadline = Instant::now() + shared.idle_timeout;
+    let mut deadline = None;
     loop {
         if let Some(job) = slot.job.lock().take() {
             return Some(job);
         }
         let now = Instant::now();
-        if now < deadline && !shared.state.lock().stopped {
-            std::thread::park_timeout(deadline - now);
+        let deadline = deadline.get_or_insert(now + shared.idle_timeout);
+        if now < *deadline && !shared.stopping.load(Ordering::Acquire) {
+            std::thread::park_timeout(*deadline - now);
             continue;
         }
         let mut state = shared.state.lock();
@@ -373,7 +382,7 @@ fn wait_for_job(shared: &ElasticShared, id: u64, slot: &WorkerSlot) -> Option<Jo
                     }
                     return None;
                 }
-                deadline = now + shared.idle_timeout;
+                *deadline = now + shared.idle_timeout;
             }
             // Taken off the stack under this lock: by a submit, whose job
             // is in the slot now, or by shutdown.
@@ -385,7 +394,7 @@ fn wait_for_job(shared: &ElasticShared, id: u64, slot: &WorkerSlot) -> Option<Jo
                     state.alive -= 1;
                     return None;
                 }
-                deadline = now + shared.idle_timeout;
+                *deadline = now + shared.idle_timeout;
             }
         }
     }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use loopy::Wake;
 use mio::{Events, Poll, Token, Waker};
 use parking_lot::Mutex;
 
@@ -38,30 +39,37 @@ thread_local! {
 }
 
 thread_local! {
-    /// Work a callback on this loop thread asked to run once the
-    /// connection it is serving is unlocked (see [`after_service`]).
-    static AFTER_SERVICE: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> =
+    /// Threads a callback on this loop thread asked to wake once the
+    /// connection it is serving is unlocked (see [`wake_after_service`]).
+    static AFTER_SERVICE: std::cell::RefCell<Vec<Arc<dyn Wake>>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` once the loop has finished serving the current connection
-/// (its lock released), or now when the calling thread is not a loop
-/// thread. For waking another thread that will want that connection: a
-/// woken thread that preempts the loop then finds it free instead of
-/// queueing behind it.
-pub(crate) fn after_service(f: impl FnOnce() + 'static) {
+/// Wakes `waker` once the loop has finished serving the current
+/// connection (its lock released), or now when the calling thread is not a
+/// loop thread. For waking another thread that will want that connection:
+/// a woken thread that preempts the loop (on a shared core it does) then
+/// finds it free instead of queueing behind it.
+pub(crate) fn wake_after_service(waker: Arc<dyn Wake>) {
     if current_loop().is_some() {
-        AFTER_SERVICE.with(|q| q.borrow_mut().push(Box::new(f)));
+        AFTER_SERVICE.with(|q| q.borrow_mut().push(waker));
     } else {
-        f();
+        waker.wake();
     }
 }
 
-/// Runs what [`after_service`] deferred.
+/// Wakes what [`wake_after_service`] deferred.
 fn run_after_service() {
-    let work = AFTER_SERVICE.with(|q| std::mem::take(&mut *q.borrow_mut()));
-    for f in work {
-        f();
+    let wakers = AFTER_SERVICE.with(|q| {
+        let mut q = q.borrow_mut();
+        if q.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut *q)
+        }
+    });
+    for waker in wakers {
+        waker.wake();
     }
 }
 

@@ -87,7 +87,7 @@ pub trait Session: Send {
     }
 }
 
-pub(crate) use event_loop::after_service;
+pub(crate) use event_loop::wake_after_service;
 
 /// True when the calling thread is an event-loop thread (of any runtime):
 /// code that may wait checks it, since nothing may block a loop.
