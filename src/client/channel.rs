@@ -682,6 +682,12 @@ impl Inner {
 }
 
 impl Drop for Inner {
+    /// The last holder (a `Channel` clone, or a call that outlived them)
+    /// may be anywhere, a loop thread inside a callback included: nothing
+    /// here joins the calling thread. The loops are told to stop (joined
+    /// only from a thread that is not a loop; see [`Runtime::shutdown`]);
+    /// the deadline thread, detached, ends at `stop`; the maintenance
+    /// thread, detached, ends at its next tick when the channel is gone.
     fn drop(&mut self) {
         self.deadlines.stop();
         drop(self.runtime.lock().take());
