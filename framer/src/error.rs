@@ -164,18 +164,18 @@ impl fmt::Display for Violation {
             Violation::FrameTooLarge { kind, length, max } => {
                 write!(
                     f,
-                    "{kind:?} frame of {length} octets exceeds SETTINGS_MAX_FRAME_SIZE {max}"
+                    "{kind} frame of {length} octets exceeds SETTINGS_MAX_FRAME_SIZE {max}"
                 )
             }
             Violation::FrameTooShort { kind, length } => {
                 write!(
                     f,
-                    "{kind:?} frame of {length} octets is too short for its fields"
+                    "{kind} frame of {length} octets is too short for its fields"
                 )
             }
-            Violation::StreamIdRequired { kind } => write!(f, "{kind:?} frame on stream 0"),
+            Violation::StreamIdRequired { kind } => write!(f, "{kind} frame on stream 0"),
             Violation::StreamIdForbidden { kind, stream_id } => {
-                write!(f, "{kind:?} frame on stream {stream_id}, must be stream 0")
+                write!(f, "{kind} frame on stream {stream_id}, must be stream 0")
             }
             Violation::PaddingTooLong {
                 kind,
@@ -184,7 +184,7 @@ impl fmt::Display for Violation {
             } => {
                 write!(
                     f,
-                    "{kind:?} frame pads {pad_len} octets of a {length}-octet payload"
+                    "{kind} frame pads {pad_len} octets of a {length}-octet payload"
                 )
             }
             Violation::PriorityLength { length } => {
@@ -231,7 +231,7 @@ impl fmt::Display for Violation {
             Violation::InterruptedHeaderBlock { kind, stream_id } => {
                 write!(
                     f,
-                    "{kind:?} frame on stream {stream_id} inside an open field block"
+                    "{kind} frame on stream {stream_id} inside an open field block"
                 )
             }
             Violation::HeaderBlockTooLarge { size, limit } => {

@@ -77,6 +77,33 @@ impl Kind {
     }
 }
 
+/// The type's name as RFC 9113 writes it (`DATA`, `WINDOW_UPDATE`), or
+/// `type 0x4f` for one it does not define.
+///
+/// ```
+/// use framer::Kind;
+/// assert_eq!(Kind::WindowUpdate.to_string(), "WINDOW_UPDATE");
+/// assert_eq!(Kind::Unknown(0x4f).to_string(), "type 0x4f");
+/// ```
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Kind::Data => "DATA",
+            Kind::Headers => "HEADERS",
+            Kind::Priority => "PRIORITY",
+            Kind::RstStream => "RST_STREAM",
+            Kind::Settings => "SETTINGS",
+            Kind::PushPromise => "PUSH_PROMISE",
+            Kind::Ping => "PING",
+            Kind::GoAway => "GOAWAY",
+            Kind::WindowUpdate => "WINDOW_UPDATE",
+            Kind::Continuation => "CONTINUATION",
+            Kind::Unknown(byte) => return write!(f, "type {byte:#04x}"),
+        };
+        f.write_str(name)
+    }
+}
+
 /// Frame flag bits (RFC 9113 §6). Which bits mean what depends on the type;
 /// bits a type does not define are ignored on receipt.
 pub mod flags {

@@ -87,8 +87,9 @@ impl ResponseEncoding {
                     Status::resource_exhausted(format!("failed to decompress the response: {e}"))
                 }),
             ResponseEncoding::Unknown(name) => Err(Status::internal(format!(
-                "grpc: a compressed message in grpc-encoding {name:?}, which this client \
-                 has no decompressor for"
+                "grpc: a compressed message in grpc-encoding \"{}\", which this client \
+                 has no decompressor for",
+                name.escape_default()
             ))),
         }
     }

@@ -54,7 +54,33 @@ use crate::grpc::{self, Encoding, Status};
 use crate::runtime::{Runtime, RuntimeConfig};
 
 /// A client unary interceptor: the method, the raw request, the call's
-/// options, and `next` to invoke (or not).
+/// options, and `next` to invoke (or not). It runs on every unary call:
+/// [`Channel::unary_raw`] (and `unary`, and generated blocking methods)
+/// and [`Channel::start_unary_raw`] (and generated `*_start` methods).
+///
+/// What it gives `next` — the request, and options with metadata added
+/// (an auth header), a deadline or compression — is what is sent, on both
+/// paths. On the blocking path `next` returns the call's result. On the
+/// non-blocking start path the call must not be waited for: `next`
+/// starts it and returns at once with an empty placeholder (`Ok` of no
+/// bytes), and the handle gets the real result; so an interceptor that
+/// looks at results (logging a status, mapping errors, retrying) sees
+/// them only on the blocking path. An interceptor that does not call
+/// `next` answers the call itself on either path: its `Ok` or `Err` is
+/// the call's result and nothing is sent (a cache hit, a refusal).
+///
+/// ```
+/// use std::sync::Arc;
+/// use mio_grpc::client::{ChannelOptions, ClientUnaryInterceptor};
+///
+/// let auth: ClientUnaryInterceptor = Arc::new(|_method, request, options, next| {
+///     let mut options = options.clone();
+///     options.metadata.insert("authorization", "Bearer t0ken").unwrap();
+///     next(request, &options)
+/// });
+/// let options = ChannelOptions { unary_interceptors: vec![auth], ..ChannelOptions::default() };
+/// # drop(options);
+/// ```
 pub type ClientUnaryInterceptor = Arc<
     dyn Fn(
             &str,
@@ -106,7 +132,8 @@ pub struct ChannelOptions {
     pub max_connections_per_address: usize,
     /// A balancer of your own; overrides the service config's policy.
     pub balancer: Option<Arc<dyn Balancer>>,
-    /// Unary interceptors, outermost first (blocking unary calls).
+    /// Unary interceptors, outermost first (blocking and started unary
+    /// calls: see [`ClientUnaryInterceptor`]).
     pub unary_interceptors: Vec<ClientUnaryInterceptor>,
     /// Stream interceptors, outermost first.
     pub stream_interceptors: Vec<ClientStreamInterceptor>,
@@ -326,7 +353,7 @@ impl Channel {
         ) -> Result<Bytes, Status> {
             match interceptors.split_first() {
                 None => channel
-                    .start_unary_raw(method, request, options.clone())
+                    .start_unary_direct(method, request, options.clone())
                     .wait(),
                 Some((first, rest)) => first(method, request, options, &|request, options| {
                     chain(channel, rest, method, request, options)
@@ -356,8 +383,52 @@ impl Channel {
 
     /// Starts a unary call; the handle waits for, polls, or calls back with
     /// the result, so one thread can keep many calls in flight. Retries per
-    /// the method's retry policy happen behind the handle.
+    /// the method's retry policy happen behind the handle. The unary
+    /// interceptors run first, with a `next` that starts the call without
+    /// waiting for it (see [`ClientUnaryInterceptor`]).
     pub fn start_unary_raw(&self, method: &str, request: Bytes, options: CallOptions) -> UnaryCall {
+        let interceptors = &self.inner.options.unary_interceptors;
+        if interceptors.is_empty() {
+            return self.start_unary_direct(method, request, options);
+        }
+        /// The chain with a `next` that starts the call (once) into
+        /// `started` and returns a placeholder.
+        fn chain(
+            channel: &Channel,
+            interceptors: &[ClientUnaryInterceptor],
+            method: &str,
+            request: Bytes,
+            options: &CallOptions,
+            started: &std::cell::RefCell<Option<UnaryCall>>,
+        ) -> Result<Bytes, Status> {
+            match interceptors.split_first() {
+                None => {
+                    if started.borrow().is_some() {
+                        return Err(Status::internal(
+                            "a unary interceptor called `next` twice on a started call \
+                             (retries belong to the method's retry policy)",
+                        ));
+                    }
+                    let call = channel.start_unary_direct(method, request, options.clone());
+                    *started.borrow_mut() = Some(call);
+                    Ok(Bytes::new())
+                }
+                Some((first, rest)) => first(method, request, options, &|request, options| {
+                    chain(channel, rest, method, request, options, started)
+                }),
+            }
+        }
+        let started = std::cell::RefCell::new(None);
+        let answer = chain(self, interceptors, method, request, &options, &started);
+        match started.into_inner() {
+            Some(call) => call,
+            // No `next`: the interceptor's answer is the call's.
+            None => UnaryCall::finished(answer),
+        }
+    }
+
+    /// Starts a unary call past the interceptors.
+    fn start_unary_direct(&self, method: &str, request: Bytes, options: CallOptions) -> UnaryCall {
         let options = self.inner.apply_method_config(method, options);
         let shared = Arc::new(UnaryShared::default());
         let retry = self
@@ -682,6 +753,12 @@ impl Inner {
 }
 
 impl Drop for Inner {
+    /// The last holder (a `Channel` clone, or a call that outlived them)
+    /// may be anywhere, a loop thread inside a callback included: nothing
+    /// here joins the calling thread. The loops are told to stop (joined
+    /// only from a thread that is not a loop; see [`Runtime::shutdown`]);
+    /// the deadline thread, detached, ends at `stop`; the maintenance
+    /// thread, detached, ends at its next tick when the channel is gone.
     fn drop(&mut self) {
         self.deadlines.stop();
         drop(self.runtime.lock().take());

@@ -132,15 +132,32 @@ struct UnaryState {
     callback: Option<OnComplete>,
     current: Option<Arc<ClientCall>>,
     cancelled: bool,
+    /// A completion callback was registered: it owns the call, and
+    /// dropping the handle no longer cancels it.
+    handed_over: bool,
 }
 
 impl UnaryShared {
+    /// The attempt now in flight; cancelled at once if the call was
+    /// cancelled meanwhile (between retries).
     pub(crate) fn set_current(&self, call: Arc<ClientCall>) {
-        self.state.lock().current = Some(call);
+        let mut state = self.state.lock();
+        if state.cancelled {
+            drop(state);
+            call.cancel(Status::cancelled("cancelled by the client"));
+            return;
+        }
+        state.current = Some(call);
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
         self.state.lock().cancelled
+    }
+
+    /// The call has its result, or was cancelled: no attempt may start.
+    pub(crate) fn is_over(&self) -> bool {
+        let state = self.state.lock();
+        state.cancelled || state.result.is_some()
     }
 
     /// The final result: callback first, then waiters.
@@ -162,6 +179,24 @@ impl UnaryShared {
 }
 
 /// A unary call in flight: wait for it, poll it, or get a callback.
+///
+/// Dropping the handle before the call ends cancels it (RST_STREAM CANCEL;
+/// the server's handler sees the cancellation), as dropping a tonic
+/// future or cancelling a grpc-go context does — unless a callback was
+/// registered with [`on_result`](UnaryCall::on_result) or
+/// [`on_complete`](UnaryCall::on_complete): the callback wants the result,
+/// so it owns the call from then on, and the handle may go.
+///
+/// ```no_run
+/// use mio_grpc::client::{CallOptions, Channel, ChannelOptions};
+/// let channel = Channel::new("localhost:50051", ChannelOptions::default()).unwrap();
+/// let call = channel.start_unary_raw("/pkg.Svc/Slow", bytes::Bytes::new(), CallOptions::default());
+/// drop(call); // not wanted any more: the server sees a cancellation
+///
+/// let call = channel.start_unary_raw("/pkg.Svc/Slow", bytes::Bytes::new(), CallOptions::default());
+/// call.on_complete(|status| println!("{status}"));
+/// drop(call); // runs to its end; the callback gets it
+/// ```
 pub struct UnaryCall {
     shared: Arc<UnaryShared>,
 }
@@ -174,6 +209,14 @@ impl std::fmt::Debug for UnaryCall {
 
 impl UnaryCall {
     fn new(shared: Arc<UnaryShared>) -> UnaryCall {
+        UnaryCall { shared }
+    }
+
+    /// A call that ended before it started (an interceptor answered or
+    /// refused it).
+    fn finished(result: Result<Bytes, Status>) -> UnaryCall {
+        let shared = Arc::new(UnaryShared::default());
+        shared.finish(result);
         UnaryCall { shared }
     }
 
@@ -237,6 +280,7 @@ impl UnaryCall {
     /// ```
     pub fn on_result(&self, callback: impl FnOnce(&Result<Bytes, Status>) + Send + 'static) {
         let mut state = self.shared.state.lock();
+        state.handed_over = true;
         match &state.result {
             Some(result) => {
                 let result = result.clone();
@@ -247,19 +291,40 @@ impl UnaryCall {
         }
     }
 
-    /// Cancels the call (RST_STREAM CANCEL); it ends with CANCELLED.
+    /// Cancels the call (RST_STREAM CANCEL); it ends with CANCELLED (unless
+    /// it had ended already).
     pub fn cancel(&self) {
+        self.cancel_with(Status::cancelled("cancelled by the client"));
+    }
+
+    fn cancel_with(&self, status: Status) {
         let current = {
             let mut state = self.shared.state.lock();
+            if state.result.is_some() {
+                return;
+            }
             state.cancelled = true;
             state.current.clone()
         };
-        match current {
-            Some(call) => call.cancel(Status::cancelled("cancelled by the client")),
-            None => self
-                .shared
-                .finish(Err(Status::cancelled("cancelled by the client"))),
+        if let Some(call) = current {
+            call.cancel(status.clone());
         }
+        // Between retries the attempt above has ended already: the call
+        // ends here, and no further attempt starts.
+        self.shared.finish(Err(status));
+    }
+}
+
+impl Drop for UnaryCall {
+    /// Cancels the call if it has not ended and no callback owns it.
+    fn drop(&mut self) {
+        {
+            let state = self.shared.state.lock();
+            if state.result.is_some() || state.handed_over {
+                return;
+            }
+        }
+        self.cancel_with(Status::cancelled("the call was dropped before it ended"));
     }
 }
 

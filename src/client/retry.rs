@@ -27,6 +27,10 @@ pub(super) fn attempt(
     number: u32,
     transparent_left: u32,
 ) {
+    if shared.is_over() {
+        // Cancelled (or dropped) while this attempt waited to start.
+        return shared.finish(Err(Status::cancelled("cancelled by the client")));
+    }
     options.previous_attempts = number - 1;
     let call = match inner.start(&method, &options, Some(request.clone())) {
         Ok(call) => call,

@@ -12,6 +12,7 @@
 //! | `unix-abstract:name` | `unix-abstract:app` | [`Target::UnixAbstract`] |
 //! | `passthrough:///address` | `passthrough:///10.0.0.1:80` | [`Target::Passthrough`] |
 //! | a registered custom scheme | `etcd://cluster/svc` | [`Target::Custom`] |
+//! | `http://host[:port][/]` (as tonic users write it; plaintext) | `http://localhost:50051` | [`Target::Dns`] |
 //!
 //! Rules, as naming.md and grpc-go:
 //!
@@ -35,6 +36,11 @@
 //! - `unix` and `unix-abstract` accept no authority (`unix://host/path` is
 //!   [`TargetError::UnexpectedAuthority`]); paths and names may not contain
 //!   NUL. No percent-decoding is done.
+//! - `http://host[:port]` is the `dns` target `host:port` (port 80 if none),
+//!   for plaintext, as tonic's `Endpoint` takes it; a path after the
+//!   authority is an error. `https://…` is refused with
+//!   [`TargetError::TlsUnsupported`]: this client has no TLS yet. A
+//!   resolver registered for `http` or `https` takes precedence.
 #![cfg_attr(
     not(test),
     deny(
@@ -160,6 +166,11 @@ pub enum TargetError {
         /// The authority given.
         authority: String,
     },
+    /// An `https://` target: this client has no TLS yet.
+    TlsUnsupported {
+        /// The whole target.
+        target: String,
+    },
 }
 
 impl fmt::Display for TargetError {
@@ -187,6 +198,11 @@ impl fmt::Display for TargetError {
             TargetError::UnexpectedAuthority { scheme, authority } => write!(
                 f,
                 "scheme `{scheme}` takes no authority, got `{authority}` (write `{scheme}:///path`)"
+            ),
+            TargetError::TlsUnsupported { target } => write!(
+                f,
+                "`{target}` asks for TLS, which this client does not support yet \
+                 (for plaintext, write `http://…` or `host:port`)"
             ),
         }
     }
@@ -371,6 +387,10 @@ fn parse_inner(target: &str, is_custom: &dyn Fn(&str) -> bool) -> Result<Target,
                 scheme,
             })
         }
+        "http" if rest.starts_with("//") => parse_http(target, rest),
+        "https" if rest.starts_with("//") => Err(TargetError::TlsUnsupported {
+            target: target.to_owned(),
+        }),
         // Unknown scheme: the whole string is a dns endpoint
         // (`localhost:50051`). If it is not, `scheme:/…` meant the scheme;
         // `host:junk` keeps the dns error (a bad port, say).
@@ -443,6 +463,35 @@ fn parse_dns(target: &str, authority: Option<&str>, endpoint: &str) -> Result<Ta
         host: host.to_owned(),
         port: port.unwrap_or(DEFAULT_PORT),
     })
+}
+
+/// `http://host[:port][/]`: the `dns` target `host:port`, port 80 if none.
+fn parse_http(target: &str, rest: &str) -> Result<Target, TargetError> {
+    let (authority, path) = split_authority(rest);
+    let Some(authority) = authority else {
+        return Err(missing(target));
+    };
+    if !path.is_empty() {
+        return Err(bad_address(
+            target,
+            "a channel target takes no path after `http://host:port`",
+        ));
+    }
+    if authority.contains('@') {
+        return Err(bad_address(
+            target,
+            "user information (`user@`) is not supported",
+        ));
+    }
+    let (_, port) = split_host_port(authority)?;
+    match parse_dns(target, None, authority)? {
+        Target::Dns { host, port: _, .. } => Ok(Target::Dns {
+            authority: None,
+            host,
+            port: port.unwrap_or(80),
+        }),
+        other => Ok(other),
+    }
 }
 
 /// Splits `host[:port]`, `[v6][:port]` or a bare IPv6 literal. The host is
@@ -610,5 +659,47 @@ mod tests {
             Target::parse("dns:///h:"),
             Err(TargetError::BadPort { .. })
         ));
+    }
+
+    #[test]
+    fn http_urls_are_plaintext_dns_targets_and_https_is_refused() {
+        assert_eq!(
+            Target::parse("http://localhost:50051"),
+            Ok(dns("localhost", 50051))
+        );
+        assert_eq!(
+            Target::parse("HTTP://127.0.0.1:8080/"),
+            Ok(dns("127.0.0.1", 8080))
+        );
+        assert_eq!(Target::parse("http://[::1]:9"), Ok(dns("::1", 9)));
+        assert_eq!(
+            Target::parse("http://example.com"),
+            Ok(dns("example.com", 80))
+        );
+        assert_eq!(
+            Target::parse("http://localhost:50051").unwrap().authority(),
+            "localhost:50051"
+        );
+        assert!(matches!(
+            Target::parse("http://h:1/pkg.Svc"),
+            Err(TargetError::BadAddress { .. })
+        ));
+        assert!(matches!(
+            Target::parse("http://"),
+            Err(TargetError::MissingAddress { .. })
+        ));
+        assert!(matches!(
+            Target::parse("http://h:x"),
+            Err(TargetError::BadPort { .. })
+        ));
+        let https = Target::parse("https://example.com:443").unwrap_err();
+        assert_eq!(
+            https,
+            TargetError::TlsUnsupported {
+                target: "https://example.com:443".into()
+            }
+        );
+        let text = https.to_string();
+        assert!(text.contains("TLS") && text.contains("http://"), "{text}");
     }
 }

@@ -315,7 +315,12 @@ impl Runtime {
         driver::adopt(shared, socket, peer, loopy::Role::Client, config, session)
     }
 
-    /// Stops every loop (their connections are dropped) and joins the threads.
+    /// Stops every loop (their connections are dropped) and joins the
+    /// threads — except on an event-loop thread (of this runtime or any
+    /// other), which never waits: there the loops are told to stop and
+    /// their threads left to end on their own (a loop that drops its own
+    /// runtime, e.g. from a completion callback, finishes the callback and
+    /// then returns). Dropping the runtime does the same.
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -324,8 +329,19 @@ impl Runtime {
         for shared in &self.loops {
             shared.command(Command::Shutdown);
         }
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
+        let threads = std::mem::take(&mut self.threads);
+        if on_loop_thread() {
+            // Joining here would join this very thread (a panic: "Resource
+            // deadlock avoided"), or wait on a loop from a loop. Detached,
+            // each thread exits when its loop sees the Shutdown.
+            drop(threads);
+            return;
+        }
+        let me = std::thread::current().id();
+        for thread in threads {
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
         }
     }
 }
