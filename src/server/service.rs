@@ -125,6 +125,19 @@ pub(crate) enum Handler {
     },
 }
 
+impl Handler {
+    /// The kind of RPC this handler serves.
+    pub(crate) fn kind(&self) -> MethodKind {
+        match self {
+            Handler::Unary(_) => MethodKind::Unary,
+            Handler::ClientStreaming(_) => MethodKind::ClientStreaming,
+            Handler::ServerStreaming(_) => MethodKind::ServerStreaming,
+            Handler::Bidi(_) => MethodKind::BidiStreaming,
+            Handler::Reactor { kind, .. } => *kind,
+        }
+    }
+}
+
 /// One method of a service.
 #[derive(Clone)]
 pub struct MethodDesc {
@@ -149,13 +162,7 @@ impl MethodDesc {
 
     /// Its kind.
     pub fn kind(&self) -> MethodKind {
-        match self.handler {
-            Handler::Unary(_) => MethodKind::Unary,
-            Handler::ClientStreaming(_) => MethodKind::ClientStreaming,
-            Handler::ServerStreaming(_) => MethodKind::ServerStreaming,
-            Handler::Bidi(_) => MethodKind::BidiStreaming,
-            Handler::Reactor { kind, .. } => kind,
-        }
+        self.handler.kind()
     }
 
     /// A callback method: `factory` makes a [`ServerReactor`] for each

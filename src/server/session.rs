@@ -296,7 +296,7 @@ impl GrpcSession {
             self.deadlines.push(Reverse((at, key)));
         }
         let call = ServerCall::new(Context { call });
-        let kind = handler_kind(&handler);
+        let kind = handler.kind();
         let runner = match handler {
             Handler::Reactor {
                 factory, on_pool, ..
@@ -593,15 +593,5 @@ impl GrpcSession {
         // NO_ERROR (RFC 9113 §8.1, as grpc-go): the status in the trailers
         // stands; the reset only stops the rest of the request.
         conn.reset_after_response(key, Reason::NO_ERROR, self.now);
-    }
-}
-
-fn handler_kind(handler: &Handler) -> MethodKind {
-    match handler {
-        Handler::Unary(_) => MethodKind::Unary,
-        Handler::ClientStreaming(_) => MethodKind::ClientStreaming,
-        Handler::ServerStreaming(_) => MethodKind::ServerStreaming,
-        Handler::Bidi(_) => MethodKind::BidiStreaming,
-        Handler::Reactor { kind, .. } => *kind,
     }
 }
